@@ -1,0 +1,97 @@
+import { AforoError } from "@aforo/core";
+import Fastify, { type FastifyError, type FastifyInstance, type FastifyServerOptions } from "fastify";
+import type { AppContext } from "./context.ts";
+import { createAuthHook } from "./http/auth.ts";
+import { registerDocsRoutes, registerOpenApi } from "./http/docs.ts";
+import { registerIdempotency } from "./http/idempotency.ts";
+import { registerObservability } from "./http/observability.ts";
+import { fromFastifyError, sendProblem } from "./http/problem.ts";
+import { policyFor } from "./http/rate-limit/limiter.ts";
+import { requestIdFor } from "./http/request-id.ts";
+import "./http/route-config.ts";
+import { ProblemSchema } from "./http/schemas.ts";
+import { validatorCompiler } from "./http/validation.ts";
+import { apiKeyRoutes } from "./modules/api-keys/routes/index.ts";
+import { catalogRoutes } from "./modules/catalog/routes/index.ts";
+import { pricingRoutes } from "./modules/pricing/routes/index.ts";
+import { tenantRoutes } from "./modules/tenants/routes/index.ts";
+
+export const BODY_LIMIT_BYTES = 1024 * 1024;
+
+export interface BuildAppOptions {
+  logger?: FastifyServerOptions["logger"];
+}
+
+/** The whole HTTP API around a context. Tests call it with `inject`; `aforo start` listens. */
+export async function buildApp(context: AppContext, options: BuildAppOptions = {}): Promise<FastifyInstance> {
+  const { config, clock } = context;
+  let shuttingDown = false;
+  const app = Fastify({
+    logger: options.logger ?? false,
+    genReqId: requestIdFor,
+    // One log line per request would cost the hot paths real throughput; errors are logged below.
+    disableRequestLogging: true,
+    bodyLimit: BODY_LIMIT_BYTES,
+    return503OnClosing: true,
+    forceCloseConnections: "idle",
+    routerOptions: { ignoreTrailingSlash: true },
+  });
+  app.setValidatorCompiler(validatorCompiler);
+  app.decorateRequest("auth", undefined);
+  app.addSchema(ProblemSchema);
+  app.addHook("onClose", async () => {
+    shuttingDown = true;
+  });
+
+  app.setErrorHandler((error: FastifyError | AforoError, request, reply) => {
+    const problem = error instanceof AforoError ? error : fromFastifyError(error);
+    if (problem.status >= 500) request.log.error({ err: error }, "request failed");
+    return sendProblem(reply, request, problem, config.publicUrl);
+  });
+  app.setNotFoundHandler((request, reply) =>
+    sendProblem(
+      reply,
+      request,
+      new AforoError("not-found", `No route ${request.method} ${request.url.split("?")[0]}.`),
+      config.publicUrl,
+    ),
+  );
+
+  app.addHook("onRequest", async (request, reply) => {
+    reply.header("X-Request-Id", request.id);
+  });
+  app.addHook("onRequest", createAuthHook(context.keys, context.tenants));
+  app.addHook("onRequest", async (request, reply) => {
+    const auth = request.auth;
+    if (!auth) return;
+    const rateClass = request.routeOptions.config.rateLimit ?? "management";
+    const policy = policyFor(rateClass, auth.rateLimits);
+    const result = context.rateLimiter.take(auth.keyId, rateClass, policy, clock.now().getTime());
+    reply.header("X-RateLimit-Limit", policy.limitPerMinute);
+    reply.header("X-RateLimit-Remaining", result.remaining);
+    reply.header("X-RateLimit-Reset", result.resetAtSeconds);
+    if (!result.allowed) {
+      throw new AforoError(
+        "rate-limited",
+        `Rate limit of ${policy.limitPerMinute} requests per minute (burst ${policy.burst}) exceeded. Retry after ${result.retryAfterSeconds} seconds.`,
+        {
+          headers: { "Retry-After": String(result.retryAfterSeconds) },
+          extensions: {
+            retry_after: result.retryAfterSeconds,
+            reset_at: new Date(result.resetAtSeconds * 1000).toISOString(),
+          },
+        },
+      );
+    }
+  });
+  registerIdempotency(app, context.database.db);
+  registerObservability(app, context.metrics, context.database, () => shuttingDown);
+
+  await registerOpenApi(app);
+  await registerDocsRoutes(app);
+  await app.register(tenantRoutes, { context });
+  await app.register(apiKeyRoutes, { context });
+  await app.register(catalogRoutes, { context });
+  await app.register(pricingRoutes, { context });
+  return app;
+}

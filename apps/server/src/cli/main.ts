@@ -1,0 +1,18 @@
+import { Command } from "commander";
+import { registerDatabaseCommands } from "./database-commands.ts";
+import { registerKeyCommands } from "./key-commands.ts";
+import { registerServerCommands } from "./server-commands.ts";
+import { registerTenantCommands } from "./tenant-commands.ts";
+
+const program = new Command()
+  .name("aforo")
+  .description("Aforo: the open-source monetization control plane")
+  .showHelpAfterError()
+  .configureHelp({ sortSubcommands: true });
+
+registerServerCommands(program);
+registerDatabaseCommands(program);
+registerTenantCommands(program);
+registerKeyCommands(program);
+
+await program.parseAsync(process.argv);

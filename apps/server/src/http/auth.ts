@@ -1,0 +1,76 @@
+import { AforoError } from "@aforo/core";
+import type { FastifyRequest } from "fastify";
+import { grants } from "../modules/api-keys/domain.ts";
+import type { ApiKeyService } from "../modules/api-keys/service.ts";
+import type { TenantService } from "../modules/tenants/service.ts";
+import type { TenantScope } from "./route-config.ts";
+
+const BEARER = /^Bearer\s+(\S+)\s*$/i;
+
+function unauthorized(detail: string): AforoError {
+  return new AforoError("unauthorized", detail, { headers: { "WWW-Authenticate": 'Bearer realm="aforo"' } });
+}
+
+/**
+ * Authenticates every request from memory (keys and tenants are cached), in this order: a
+ * well-formed bearer key (401), the tenant header (400), the key's tenant and kind (401), the
+ * route's scope (403). Operator and tenant keys are not interchangeable.
+ */
+export function createAuthHook(keys: ApiKeyService, tenants: TenantService) {
+  return async function authenticate(request: FastifyRequest): Promise<void> {
+    request.auth = undefined;
+    if (request.is404) return;
+    const config = request.routeOptions.config;
+    // Only the versioned API needs a key unless a route says otherwise (docs, health, problems are public).
+    const requirement = config.auth ?? (request.routeOptions.url?.startsWith("/v1/") ? "tenant" : "public");
+    if (requirement === "public") return;
+
+    const header = request.headers.authorization;
+    const presented = typeof header === "string" ? BEARER.exec(header)?.[1] : undefined;
+    if (!presented) throw unauthorized("Send 'Authorization: Bearer <key>'.");
+    const key = keys.authenticate(presented);
+
+    if (requirement === "operator") {
+      if (key?.kind !== "operator") {
+        throw unauthorized("This operation needs a valid operator key (afo_…).");
+      }
+      request.auth = { keyId: key.id, kind: "operator", scopes: key.scopes };
+      return;
+    }
+
+    const tenantHeader = request.headers["x-tenant-id"];
+    if (typeof tenantHeader !== "string" || tenantHeader.trim() === "") {
+      throw new AforoError("missing-tenant", "Send 'X-Tenant-Id' with the tenant's id or slug.");
+    }
+    if (!key) throw unauthorized("The API key is unknown, revoked or expired.");
+    if (key.kind !== "secret") {
+      throw unauthorized("This operation needs a tenant secret key (sk_live_… or sk_test_…).");
+    }
+    const tenantRef = tenantHeader.trim();
+    const tenant = tenants.resolveCached(tenantRef) ?? (await tenants.resolve(tenantRef));
+    if (!tenant || tenant.id !== key.tenantId || !key.mode) {
+      throw unauthorized(`The API key does not belong to tenant '${tenantRef}'.`);
+    }
+    if (config.scope && !grants(key.scopes, config.scope)) {
+      throw new AforoError(
+        "forbidden",
+        `The API key lacks the '${config.scope}' scope this operation needs.`,
+      );
+    }
+    request.auth = {
+      keyId: key.id,
+      kind: "secret",
+      scopes: key.scopes,
+      tenant,
+      mode: key.mode,
+      rateLimits: key.rateLimits,
+    };
+  };
+}
+
+/** The tenant and mode a tenant-scoped route works in; a route without them is a wiring bug. */
+export function tenantScope(request: FastifyRequest): TenantScope {
+  const auth = request.auth;
+  if (!auth?.tenant || !auth.mode) throw new Error("tenantScope() called on a route without tenant auth");
+  return { tenantId: auth.tenant.id, mode: auth.mode };
+}

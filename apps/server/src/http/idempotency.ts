@@ -1,0 +1,94 @@
+import { createHash } from "node:crypto";
+import { AforoError } from "@aforo/core";
+import type { FastifyInstance, FastifyReply, FastifyRequest } from "fastify";
+import type { Kysely } from "kysely";
+import type { Database } from "../db/schema.ts";
+
+const MAX_KEY_LENGTH = 255;
+const claims = new WeakMap<FastifyRequest, { tenantId: string; mode: "live" | "test"; key: string }>();
+
+function fingerprint(request: FastifyRequest): string {
+  return createHash("sha256")
+    .update(`${request.method} ${request.url}\n`)
+    .update(JSON.stringify(request.body ?? null))
+    .digest("hex");
+}
+
+/**
+ * `Idempotency-Key` on any POST: the first response is stored and replayed for the same key and
+ * body; another body under the same key is a 409. A 5xx is not stored, so the client may retry.
+ */
+export function registerIdempotency(app: FastifyInstance, db: Kysely<Database>): void {
+  app.addHook("preHandler", async (request: FastifyRequest, reply: FastifyReply) => {
+    if (request.method !== "POST" || request.routeOptions.config.idempotent === false) return;
+    const header = request.headers["idempotency-key"];
+    const auth = request.auth;
+    if (typeof header !== "string" || !auth?.tenant || !auth.mode) return;
+    if (header.length === 0 || header.length > MAX_KEY_LENGTH) {
+      throw new AforoError("validation-failed", "Idempotency-Key must be 1 to 255 characters.", {
+        errors: [{ field: "Idempotency-Key", message: "must be 1 to 255 characters" }],
+      });
+    }
+    const scope = { tenant_id: auth.tenant.id, mode: auth.mode, key: header };
+    const bodyHash = fingerprint(request);
+    const inserted = await db
+      .insertInto("idempotency_requests")
+      .values({ ...scope, method: request.method, path: request.url, body_hash: bodyHash })
+      .onConflict((oc) => oc.doNothing())
+      .executeTakeFirst();
+    if (Number(inserted.numInsertedOrUpdatedRows ?? 0n) === 1) {
+      claims.set(request, { tenantId: scope.tenant_id, mode: scope.mode, key: header });
+      return;
+    }
+    const stored = await db
+      .selectFrom("idempotency_requests")
+      .selectAll()
+      .where("tenant_id", "=", scope.tenant_id)
+      .where("mode", "=", scope.mode)
+      .where("key", "=", header)
+      .executeTakeFirstOrThrow();
+    if (stored.body_hash !== bodyHash) {
+      throw new AforoError(
+        "idempotency-key-reused",
+        `Idempotency-Key '${header}' was used for a different request (${stored.method} ${stored.path} with another body).`,
+      );
+    }
+    if (stored.status_code === null || stored.response_body === null) {
+      throw new AforoError(
+        "idempotency-request-in-progress",
+        `The request with Idempotency-Key '${header}' is still running.`,
+      );
+    }
+    for (const [name, value] of Object.entries(stored.response_headers ?? {})) reply.header(name, value);
+    return reply.code(stored.status_code).header("Idempotent-Replayed", "true").send(stored.response_body);
+  });
+
+  app.addHook("onSend", async (request, reply, payload) => {
+    const claim = claims.get(request);
+    if (!claim) return payload;
+    claims.delete(request);
+    const where = db
+      .updateTable("idempotency_requests")
+      .where("tenant_id", "=", claim.tenantId)
+      .where("mode", "=", claim.mode)
+      .where("key", "=", claim.key);
+    if (reply.statusCode >= 500 || typeof payload !== "string") {
+      await db
+        .deleteFrom("idempotency_requests")
+        .where("tenant_id", "=", claim.tenantId)
+        .where("mode", "=", claim.mode)
+        .where("key", "=", claim.key)
+        .execute();
+      return payload;
+    }
+    const contentType = String(reply.getHeader("content-type") ?? "application/json");
+    await where
+      .set({
+        status_code: reply.statusCode,
+        response_body: payload,
+        response_headers: JSON.stringify({ "content-type": contentType }),
+      })
+      .execute();
+    return payload;
+  });
+}

@@ -1,0 +1,2 @@
+export * from "./aforo-error.ts";
+export * from "./catalogue.ts";
