@@ -1,5 +1,10 @@
 import { AforoError } from "@aforo/core";
-import Fastify, { type FastifyError, type FastifyInstance, type FastifyServerOptions } from "fastify";
+import Fastify, {
+  type FastifyError,
+  type FastifyInstance,
+  type FastifyServerOptions,
+  LogController,
+} from "fastify";
 import type { AppContext } from "./context.ts";
 import { createAuthHook } from "./http/auth.ts";
 import { registerDocsRoutes, registerOpenApi } from "./http/docs.ts";
@@ -8,9 +13,10 @@ import { registerObservability } from "./http/observability.ts";
 import { fromFastifyError, sendProblem } from "./http/problem.ts";
 import { policyFor } from "./http/rate-limit/limiter.ts";
 import { requestIdFor } from "./http/request-id.ts";
+import { recordRoutes } from "./http/route-registry.ts";
 import "./http/route-config.ts";
 import { ProblemSchema } from "./http/schemas.ts";
-import { validatorCompiler } from "./http/validation.ts";
+import { buildValidatorCompiler } from "./http/validation.ts";
 import { apiKeyRoutes } from "./modules/api-keys/routes/index.ts";
 import { catalogRoutes } from "./modules/catalog/routes/index.ts";
 import { pricingRoutes } from "./modules/pricing/routes/index.ts";
@@ -30,13 +36,18 @@ export async function buildApp(context: AppContext, options: BuildAppOptions = {
     logger: options.logger ?? false,
     genReqId: requestIdFor,
     // One log line per request would cost the hot paths real throughput; errors are logged below.
-    disableRequestLogging: true,
+    logController: new LogController({ disableRequestLogging: true }),
     bodyLimit: BODY_LIMIT_BYTES,
     return503OnClosing: true,
     forceCloseConnections: "idle",
     routerOptions: { ignoreTrailingSlash: true },
+    schemaController: {
+      compilersFactory: {
+        buildValidator: (externalSchemas) => buildValidatorCompiler(externalSchemas) as never,
+      },
+    },
   });
-  app.setValidatorCompiler(validatorCompiler);
+  recordRoutes(app);
   app.decorateRequest("auth", undefined);
   app.addSchema(ProblemSchema);
   app.addHook("onClose", async () => {

@@ -18,11 +18,19 @@ const common: Options = {
 /**
  * Bodies are validated strictly: `"name": 5` is a wrong type (400), not a string to coerce.
  * Query strings and path parameters arrive as text, so they are coerced ("limit=20" → 20).
+ *
+ * Installed as a factory (Fastify's `schemaController.compilersFactory.buildValidator`), not with
+ * `setValidatorCompiler`: a plugin that calls `addSchema` gets its validator rebuilt from the
+ * factory, and the default factory would bring coercion back for bodies.
  */
-const bodyAjv = addFormats(new Ajv({ ...common, coerceTypes: false }));
-const textAjv = addFormats(new Ajv({ ...common, coerceTypes: "array" }));
-
-export const validatorCompiler: FastifySchemaCompiler<unknown> = ({ schema, httpPart }) => {
-  const ajv = httpPart === "body" ? bodyAjv : textAjv;
-  return ajv.compile(schema as object);
-};
+export function buildValidatorCompiler(
+  externalSchemas: Record<string, unknown> = {},
+): FastifySchemaCompiler<unknown> {
+  const bodyAjv = addFormats(new Ajv({ ...common, coerceTypes: false }));
+  const textAjv = addFormats(new Ajv({ ...common, coerceTypes: "array" }));
+  for (const schema of Object.values(externalSchemas)) {
+    bodyAjv.addSchema(schema as object);
+    textAjv.addSchema(schema as object);
+  }
+  return ({ schema, httpPart }) => (httpPart === "body" ? bodyAjv : textAjv).compile(schema as object);
+}
