@@ -19,6 +19,8 @@ import { ProblemSchema } from "./http/schemas.ts";
 import { buildValidatorCompiler } from "./http/validation.ts";
 import { apiKeyRoutes } from "./modules/api-keys/routes/index.ts";
 import { catalogRoutes } from "./modules/catalog/routes/index.ts";
+import { customerRoutes } from "./modules/customers/routes/index.ts";
+import { meteringRoutes } from "./modules/metering/routes/index.ts";
 import { pricingRoutes } from "./modules/pricing/routes/index.ts";
 import { tenantRoutes } from "./modules/tenants/routes/index.ts";
 
@@ -103,6 +105,8 @@ export async function buildApp(context: AppContext, options: BuildAppOptions = {
   await app.register(tenantRoutes, { context });
   await app.register(apiKeyRoutes, { context });
   await app.register(catalogRoutes, { context });
+  await app.register(meteringRoutes, { context });
   await app.register(pricingRoutes, { context });
+  await app.register(customerRoutes, { context });
   return app;
 }

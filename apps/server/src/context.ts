@@ -5,6 +5,8 @@ import { createMetrics, type Metrics } from "./http/observability.ts";
 import { RateLimiter } from "./http/rate-limit/limiter.ts";
 import { ApiKeyService } from "./modules/api-keys/service.ts";
 import { CatalogService } from "./modules/catalog/service.ts";
+import { CustomerService } from "./modules/customers/service.ts";
+import { MeteringService } from "./modules/metering/service.ts";
 import { PricingService } from "./modules/pricing/service.ts";
 import { TenantService } from "./modules/tenants/service.ts";
 
@@ -19,6 +21,8 @@ export interface AppContext {
   tenants: TenantService;
   catalog: CatalogService;
   pricing: PricingService;
+  customers: CustomerService;
+  metering: MeteringService;
   /** Stops background work the services started (listeners, timers). */
   stop(): Promise<void>;
 }
@@ -32,8 +36,12 @@ export async function createContext(
   const tenants = new TenantService(database, keys, clock);
   const catalog = new CatalogService(database, clock);
   const pricing = new PricingService(database, clock, catalog);
+  const customers = new CustomerService(database, clock);
   const stopKeys = await keys.start();
   await tenants.start();
+  const stopCustomers = await customers.start();
+  const stopCatalog = await catalog.start();
+  const metering = new MeteringService(database, clock, catalog, customers, keys);
   return {
     config,
     database,
@@ -44,8 +52,13 @@ export async function createContext(
     tenants,
     catalog,
     pricing,
+    customers,
+    metering,
     stop: async () => {
+      await metering.drain();
+      await stopCatalog();
       await stopKeys();
+      await stopCustomers();
     },
   };
 }

@@ -1,6 +1,7 @@
 import { Command } from "commander";
 import { registerDatabaseCommands } from "./database-commands.ts";
 import { registerKeyCommands } from "./key-commands.ts";
+import { registerPriceCommand } from "./price-command.ts";
 import { registerServerCommands } from "./server-commands.ts";
 import { registerTenantCommands } from "./tenant-commands.ts";
 
@@ -14,5 +15,6 @@ registerServerCommands(program);
 registerDatabaseCommands(program);
 registerTenantCommands(program);
 registerKeyCommands(program);
+registerPriceCommand(program);
 
 await program.parseAsync(process.argv);

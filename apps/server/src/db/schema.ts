@@ -1,4 +1,6 @@
 import type { ColumnType, Generated, JSONColumnType } from "kysely";
+import type { CustomerTables } from "../modules/customers/tables.ts";
+import type { MeteringTables } from "../modules/metering/tables.ts";
 import type { PricingTables } from "../modules/pricing/tables.ts";
 
 /** Timestamps are written as Date (or ISO strings) and read back as Date. */
@@ -35,6 +37,7 @@ export interface ApiKeysTable {
   scopes: string[];
   rate_limits: JSONColumnType<Record<string, { limit: number; burst: number }>> | null;
   subscription_id: string | null;
+  customer_id: string | null;
   expires_at: Timestamp | null;
   revoked_at: Timestamp | null;
   rotated_to: string | null;
@@ -103,7 +106,7 @@ export interface ProductBillableUnitsTable {
  * Every table. Modules declare their own tables beside their code (modules/<name>/tables.ts) and
  * are joined here, so that each capability owns its storage.
  */
-export interface Database extends PricingTables {
+export interface Database extends MeteringTables, PricingTables, CustomerTables {
   system_state: SystemStateTable;
   tenants: TenantsTable;
   api_keys: ApiKeysTable;

@@ -1,7 +1,15 @@
 import type { Migration } from "kysely";
 import * as foundation from "./0001_foundation.ts";
+import * as pricing from "./0003_pricing.ts";
+import * as metering from "./0004_metering.ts";
+import * as customers from "./0005_customers.ts";
+import * as consumerKeys from "./0006_consumer_keys.ts";
 
 /** Every migration, in order. Forward-only: append, never edit or reorder. */
 export const migrations: Record<string, Migration> = {
   "0001_foundation": foundation,
+  "0003_pricing": pricing,
+  "0004_metering": metering,
+  "0005_customers": customers,
+  "0006_consumer_keys": consumerKeys,
 };

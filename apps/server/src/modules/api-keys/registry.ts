@@ -18,6 +18,8 @@ export interface ApiKeyRecord {
   scopes: string[];
   rateLimits: Record<string, RateLimitOverride> | undefined;
   subscriptionId: string | null;
+  /** Consumer keys: the customer they identify. */
+  customerId: string | null;
   expiresAt: Date | null;
   revokedAt: Date | null;
   rotatedTo: string | null;

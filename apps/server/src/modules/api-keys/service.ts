@@ -18,6 +18,7 @@ export interface CreateKeyInput {
   name?: string | undefined;
   rateLimits?: Record<string, RateLimitOverride> | undefined;
   subscriptionId?: string | undefined;
+  customerId?: string | undefined;
 }
 
 /** A key as just made: the only moment its secret exists outside the caller's hands. */
@@ -90,6 +91,7 @@ export class ApiKeyService {
       name: input.name ?? null,
       rateLimits: input.rateLimits,
       subscriptionId: input.subscriptionId ?? null,
+      customerId: input.customerId ?? null,
     });
   }
 
@@ -133,6 +135,7 @@ export class ApiKeyService {
         name: old.name,
         rateLimits: old.rateLimits,
         subscriptionId: old.subscriptionId,
+        customerId: old.customerId,
       });
       const overlapEnds = new Date(now.getTime() + ROTATION_OVERLAP_MS);
       const expiresAt = old.expiresAt && old.expiresAt < overlapEnds ? old.expiresAt : overlapEnds;
@@ -182,6 +185,7 @@ export class ApiKeyService {
       scopes: spec.scopes,
       rateLimits: spec.rateLimits,
       subscriptionId: spec.subscriptionId ?? null,
+      customerId: spec.customerId ?? null,
       expiresAt: null,
       revokedAt: null,
       rotatedTo: null,
@@ -209,6 +213,7 @@ export class ApiKeyService {
       scopes: ["*"],
       rateLimits: undefined,
       subscriptionId: null,
+      customerId: null,
       expiresAt: null,
       revokedAt: null,
       rotatedTo: null,
@@ -225,4 +230,5 @@ interface KeySpec {
   name: string | null;
   rateLimits?: Record<string, RateLimitOverride> | undefined;
   subscriptionId?: string | null;
+  customerId?: string | null;
 }

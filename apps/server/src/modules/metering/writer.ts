@@ -1,0 +1,243 @@
+import type { Kysely } from "kysely";
+import { sql } from "kysely";
+import type { Database } from "../../db/schema.ts";
+
+/** An event ready to store: validated, enriched, with its id chosen. */
+export interface EventRow {
+  id: string;
+  tenantId: string;
+  mode: "live" | "test";
+  idempotencyKey: string;
+  customerId: string;
+  billableUnitId: string;
+  metricKey: string;
+  eventType: string | null;
+  quantity: string;
+  value: string | null;
+  uniqueValue: string | null;
+  properties: Record<string, unknown>;
+  occurredAt: Date;
+  receivedAt: Date;
+  source: string;
+  counted: boolean;
+  flags: string[];
+  enrichment: Record<string, unknown>;
+  estimatedRevenue: string | null;
+  estimatedCost: string | null;
+}
+
+export interface WriteOutcome {
+  status: "ACCEPTED" | "DUPLICATE";
+  /** The stored event's id: this row's, or the first event's with the same key. */
+  id: string;
+}
+
+interface Pending {
+  rows: EventRow[];
+  resolve: (outcomes: WriteOutcome[]) => void;
+  reject: (error: unknown) => void;
+}
+
+export interface EventWriterOptions {
+  /** Rows gathered into one statement at most. */
+  maxBatchRows?: number;
+  /** Group commits allowed in flight at once (1 for the embedded database). */
+  concurrency?: number;
+  /** Called with every newly accepted row after its commit and before anyone is answered. */
+  onCommitted?: (rows: readonly EventRow[]) => void;
+}
+
+const DEADLOCK_OR_SERIALIZATION = new Set(["40P01", "40001"]);
+
+/**
+ * Group commit: requests hand over their rows and wait; whatever has gathered while the previous
+ * write was committing goes out as one multi-row INSERT … SELECT FROM unnest, together with the
+ * hourly rollups, in one transaction. Nobody is answered before that commit: an acknowledged event
+ * is durable. The unique key (tenant, mode, idempotency_key) makes a retried event a DUPLICATE,
+ * whichever process or batch it arrives in.
+ */
+export class EventWriter {
+  readonly #db: Kysely<Database>;
+  readonly #maxBatchRows: number;
+  readonly #concurrency: number;
+  readonly #onCommitted: ((rows: readonly EventRow[]) => void) | undefined;
+  #queue: Pending[] = [];
+  #inFlight = 0;
+
+  constructor(db: Kysely<Database>, options: EventWriterOptions = {}) {
+    this.#db = db;
+    this.#maxBatchRows = options.maxBatchRows ?? 5_000;
+    this.#concurrency = options.concurrency ?? 1;
+    this.#onCommitted = options.onCommitted;
+  }
+
+  write(rows: EventRow[]): Promise<WriteOutcome[]> {
+    if (rows.length === 0) return Promise.resolve([]);
+    return new Promise((resolve, reject) => {
+      this.#queue.push({ rows, resolve, reject });
+      this.#pump();
+    });
+  }
+
+  /** Resolves once everything handed over so far is committed (used on shutdown). */
+  async drain(): Promise<void> {
+    while (this.#queue.length > 0 || this.#inFlight > 0) await new Promise((r) => setTimeout(r, 5));
+  }
+
+  #pump(): void {
+    while (this.#inFlight < this.#concurrency && this.#queue.length > 0) {
+      const batch: Pending[] = [];
+      let size = 0;
+      while (this.#queue.length > 0) {
+        const next = this.#queue[0];
+        if (!next || (batch.length > 0 && size + next.rows.length > this.#maxBatchRows)) break;
+        batch.push(next);
+        size += next.rows.length;
+        this.#queue.shift();
+      }
+      this.#inFlight += 1;
+      void this.#commit(batch).finally(() => {
+        this.#inFlight -= 1;
+        this.#pump();
+      });
+    }
+  }
+
+  async #commit(batch: Pending[]): Promise<void> {
+    try {
+      const outcomes = await this.#writeWithRetry(batch.flatMap((pending) => pending.rows));
+      let offset = 0;
+      for (const pending of batch) {
+        pending.resolve(outcomes.slice(offset, offset + pending.rows.length));
+        offset += pending.rows.length;
+      }
+    } catch (error) {
+      for (const pending of batch) pending.reject(error);
+    }
+  }
+
+  async #writeWithRetry(rows: EventRow[]): Promise<WriteOutcome[]> {
+    for (let attempt = 1; ; attempt++) {
+      try {
+        return await this.#write(rows);
+      } catch (error) {
+        const code = (error as { code?: string }).code;
+        if (attempt >= 3 || !code || !DEADLOCK_OR_SERIALIZATION.has(code)) throw error;
+      }
+    }
+  }
+
+  async #write(rows: EventRow[]): Promise<WriteOutcome[]> {
+    // The first row with a key is the one stored; later rows with the same key in this batch are
+    // duplicates of it. Sorting by key gives every concurrent writer the same lock order.
+    const firstByKey = new Map<string, EventRow>();
+    for (const row of rows) {
+      const key = scopedKey(row);
+      if (!firstByKey.has(key)) firstByKey.set(key, row);
+    }
+    const unique = [...firstByKey.values()].sort((a, b) => (scopedKey(a) < scopedKey(b) ? -1 : 1));
+
+    const inserted = new Set<string>();
+    const existing = new Map<string, string>();
+    await this.#db.transaction().execute(async (trx) => {
+      const result = await insertEvents(trx, unique);
+      for (const row of result.rows) inserted.add(row.id);
+      const duplicates = unique.filter((row) => !inserted.has(row.id));
+      if (duplicates.length > 0) {
+        for (const found of await findExistingIds(trx, duplicates)) {
+          existing.set(`${found.tenant_id}\u0000${found.mode}\u0000${found.idempotency_key}`, found.id);
+        }
+      }
+    });
+
+    const accepted = unique.filter((row) => inserted.has(row.id));
+    if (accepted.length > 0) this.#onCommitted?.(accepted);
+    const claimed = new Set<string>();
+    return rows.map((row) => {
+      const key = scopedKey(row);
+      const first = firstByKey.get(key);
+      if (first === row && inserted.has(row.id) && !claimed.has(key)) {
+        claimed.add(key);
+        return { status: "ACCEPTED", id: row.id };
+      }
+      const id = first && inserted.has(first.id) ? first.id : (existing.get(key) ?? row.id);
+      return { status: "DUPLICATE", id };
+    });
+  }
+}
+
+function scopedKey(row: EventRow): string {
+  return `${row.tenantId}\u0000${row.mode}\u0000${row.idempotencyKey}`;
+}
+
+async function findExistingIds(db: Kysely<Database>, rows: EventRow[]) {
+  return db
+    .selectFrom("usage_events")
+    .select(["id", "tenant_id", "mode", "idempotency_key"])
+    .where(
+      sql<boolean>`(tenant_id, mode, idempotency_key) in (select * from unnest(${rows.map((r) => r.tenantId)}::text[], ${rows.map(
+        (r) => r.mode,
+      )}::text[], ${rows.map((r) => r.idempotencyKey)}::text[]))`,
+    )
+    .execute();
+}
+
+/**
+ * One statement: insert the events that are new, then fold exactly those into the hourly rollups.
+ * Hours are cut in UTC whatever the session's time zone.
+ */
+function insertEvents(db: Kysely<Database>, rows: EventRow[]) {
+  const column = <T>(pick: (row: EventRow) => T) => rows.map(pick);
+  return sql<{ id: string }>`
+    with input as (
+      select * from unnest(
+        ${column((r) => r.id)}::text[], ${column((r) => r.tenantId)}::text[], ${column((r) => r.mode)}::text[],
+        ${column((r) => r.idempotencyKey)}::text[], ${column((r) => r.customerId)}::text[],
+        ${column((r) => r.billableUnitId)}::text[], ${column((r) => r.metricKey)}::text[],
+        ${column((r) => r.eventType)}::text[], ${column((r) => r.quantity)}::numeric[],
+        ${column((r) => r.value)}::numeric[], ${column((r) => r.uniqueValue)}::text[],
+        ${column((r) => JSON.stringify(r.properties))}::text[], ${column((r) => r.occurredAt.toISOString())}::timestamptz[],
+        ${column((r) => r.receivedAt.toISOString())}::timestamptz[], ${column((r) => r.source)}::text[],
+        ${column((r) => r.counted)}::boolean[], ${column((r) => r.flags.join(","))}::text[],
+        ${column((r) => JSON.stringify(r.enrichment))}::text[], ${column((r) => r.estimatedRevenue)}::numeric[],
+        ${column((r) => r.estimatedCost)}::numeric[]
+      ) as t(id, tenant_id, mode, idempotency_key, customer_id, billable_unit_id, metric_key, event_type,
+             quantity, value, unique_value, properties, occurred_at, received_at, source, counted, flags,
+             enrichment, estimated_revenue, estimated_cost)
+    ),
+    inserted as (
+      insert into usage_events (id, tenant_id, mode, idempotency_key, customer_id, billable_unit_id, metric_key,
+        event_type, quantity, value, unique_value, properties, occurred_at, received_at, source, counted, flags,
+        enrichment, estimated_revenue, estimated_cost)
+      select id, tenant_id, mode, idempotency_key, customer_id, billable_unit_id, metric_key, event_type, quantity,
+        value, unique_value, properties::jsonb, occurred_at, received_at, source, counted,
+        case when flags = '' then '{}'::text[] else string_to_array(flags, ',') end,
+        enrichment::jsonb, estimated_revenue, estimated_cost
+      from input
+      on conflict (tenant_id, mode, idempotency_key) do nothing
+      returning id, tenant_id, mode, customer_id, billable_unit_id, occurred_at, value, counted
+    ),
+    rolled as (
+      insert into usage_rollups (tenant_id, mode, customer_id, billable_unit_id, hour, event_count, value_sum,
+        value_max, value_min, latest_value, latest_at)
+      select tenant_id, mode, customer_id, billable_unit_id,
+        date_trunc('hour', occurred_at at time zone 'UTC') at time zone 'UTC',
+        count(*), coalesce(sum(value), 0), max(value), min(value),
+        (array_agg(value order by occurred_at desc, id desc))[1], max(occurred_at)
+      from inserted
+      where counted
+      group by 1, 2, 3, 4, 5
+      order by 1, 2, 3, 4, 5
+      on conflict (tenant_id, mode, customer_id, billable_unit_id, hour) do update set
+        event_count = usage_rollups.event_count + excluded.event_count,
+        value_sum = usage_rollups.value_sum + excluded.value_sum,
+        value_max = greatest(usage_rollups.value_max, excluded.value_max),
+        value_min = least(usage_rollups.value_min, excluded.value_min),
+        latest_value = case when usage_rollups.latest_at is null or excluded.latest_at >= usage_rollups.latest_at
+          then excluded.latest_value else usage_rollups.latest_value end,
+        latest_at = greatest(usage_rollups.latest_at, excluded.latest_at)
+      returning 1
+    )
+    select id from inserted
+  `.execute(db);
+}

@@ -1,0 +1,32 @@
+import type { TestApp, TestTenant } from "./test-app.ts";
+
+export interface Fixture {
+  tenant: TestTenant;
+  as: { key: string; tenant: string };
+}
+
+/** A tenant (sandbox mode) ready to create things with. */
+export async function sandbox(t: TestApp): Promise<Fixture> {
+  const tenant = await t.createTenant();
+  return { tenant, as: { key: tenant.testKey, tenant: tenant.id } };
+}
+
+async function created(t: TestApp, fixture: Fixture, url: string, body: unknown) {
+  const response = await t.request("POST", url, { ...fixture.as, body });
+  if (response.statusCode !== 201)
+    throw new Error(`POST ${url} answered ${response.statusCode}: ${response.body}`);
+  return response.json();
+}
+
+export function createUnit(t: TestApp, fixture: Fixture, body: Record<string, unknown>) {
+  return created(t, fixture, "/v1/billable_units", { name: body.key, unit_label: "units", ...body });
+}
+
+export function createCustomer(t: TestApp, fixture: Fixture, body: Record<string, unknown> = {}) {
+  return created(t, fixture, "/v1/customers", {
+    name: "Customer",
+    email: "billing@example.com",
+    currency: "USD",
+    ...body,
+  });
+}
