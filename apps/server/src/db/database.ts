@@ -57,24 +57,18 @@ async function openPostgres(databaseUrl: string, options: OpenDatabaseOptions): 
     ...(options.schema ? { options: `-c search_path=${options.schema}` } : {}),
   });
   const db = new Kysely<Database>({ dialect: new PostgresDialect({ pool }) });
+  const notifications = new NotificationListener(databaseUrl);
   return {
     db,
     kind: "postgres",
     ping: async () => {
       await sql`select 1`.execute(db);
     },
-    listen: async (channel, onMessage) => {
-      const client = await pool.connect();
-      client.on("notification", (message) => {
-        if (message.channel === channel) onMessage(message.payload ?? "");
-      });
-      await client.query(`listen ${pg.escapeIdentifier(channel)}`);
-      return async () => {
-        await client.query(`unlisten ${pg.escapeIdentifier(channel)}`).catch(() => {});
-        client.release();
-      };
+    listen: (channel, onMessage) => notifications.listen(channel, onMessage),
+    close: async () => {
+      await notifications.close();
+      await db.destroy();
     },
-    close: () => db.destroy(),
   };
 }
 
@@ -101,4 +95,54 @@ async function openEmbedded(dataDir: string): Promise<DatabaseHandle> {
       await releaseLock();
     },
   };
+}
+
+type Handler = (payload: string) => void;
+
+/**
+ * One connection of its own for every LISTEN of a process, outside the pool: a listener per
+ * channel taken from the pool would starve queries of connections.
+ */
+class NotificationListener {
+  readonly #databaseUrl: string;
+  readonly #handlers = new Map<string, Set<Handler>>();
+  #client: Promise<pg.Client> | undefined;
+
+  constructor(databaseUrl: string) {
+    this.#databaseUrl = databaseUrl;
+  }
+
+  async listen(channel: string, handler: Handler): Promise<() => Promise<void>> {
+    const client = await this.#connect();
+    let handlers = this.#handlers.get(channel);
+    if (!handlers) {
+      handlers = new Set();
+      this.#handlers.set(channel, handlers);
+      await client.query(`listen ${pg.escapeIdentifier(channel)}`);
+    }
+    handlers.add(handler);
+    return async () => {
+      handlers.delete(handler);
+    };
+  }
+
+  async close(): Promise<void> {
+    const pending = this.#client;
+    this.#client = undefined;
+    if (pending) await (await pending).end().catch(() => {});
+  }
+
+  #connect(): Promise<pg.Client> {
+    this.#client ??= (async () => {
+      const client = new pg.Client({ connectionString: this.#databaseUrl });
+      client.on("notification", (message) => {
+        for (const handler of this.#handlers.get(message.channel) ?? []) handler(message.payload ?? "");
+      });
+      // A broken listener connection must not crash the process; changes are then picked up on restart.
+      client.on("error", () => {});
+      await client.connect();
+      return client;
+    })();
+    return this.#client;
+  }
 }

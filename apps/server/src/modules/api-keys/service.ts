@@ -192,6 +192,8 @@ export class ApiKeyService {
       createdAt: this.#clock.now(),
     };
     await store.insertKey(db, record);
+    // Other processes learn of the new key on commit; without this they answer 401 until restart.
+    await this.#notify(db, record.keyHash);
     return { record, secret };
   }
 
