@@ -20,8 +20,10 @@ import { buildValidatorCompiler } from "./http/validation.ts";
 import { apiKeyRoutes } from "./modules/api-keys/routes/index.ts";
 import { catalogRoutes } from "./modules/catalog/routes/index.ts";
 import { customerRoutes } from "./modules/customers/routes/index.ts";
+import { entitlementsRoutes } from "./modules/entitlements/routes/index.ts";
 import { meteringRoutes } from "./modules/metering/routes/index.ts";
 import { pricingRoutes } from "./modules/pricing/routes/index.ts";
+import { subscriptionRoutes } from "./modules/subscriptions/routes/index.ts";
 import { tenantRoutes } from "./modules/tenants/routes/index.ts";
 
 export const BODY_LIMIT_BYTES = 1024 * 1024;
@@ -106,7 +108,9 @@ export async function buildApp(context: AppContext, options: BuildAppOptions = {
   await app.register(apiKeyRoutes, { context });
   await app.register(catalogRoutes, { context });
   await app.register(meteringRoutes, { context });
+  await app.register(entitlementsRoutes, { context });
   await app.register(pricingRoutes, { context });
   await app.register(customerRoutes, { context });
+  await app.register(subscriptionRoutes, { context });
   return app;
 }

@@ -1,5 +1,6 @@
 import { Command } from "commander";
 import { registerDatabaseCommands } from "./database-commands.ts";
+import { registerImportCommand } from "./import-command.ts";
 import { registerKeyCommands } from "./key-commands.ts";
 import { registerPriceCommand } from "./price-command.ts";
 import { registerServerCommands } from "./server-commands.ts";
@@ -16,5 +17,6 @@ registerDatabaseCommands(program);
 registerTenantCommands(program);
 registerKeyCommands(program);
 registerPriceCommand(program);
+registerImportCommand(program);
 
 await program.parseAsync(process.argv);

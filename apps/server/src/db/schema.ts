@@ -1,7 +1,9 @@
 import type { ColumnType, Generated, JSONColumnType } from "kysely";
 import type { CustomerTables } from "../modules/customers/tables.ts";
+import type { EntitlementTables } from "../modules/entitlements/tables.ts";
 import type { MeteringTables } from "../modules/metering/tables.ts";
 import type { PricingTables } from "../modules/pricing/tables.ts";
+import type { SubscriptionTables } from "../modules/subscriptions/tables.ts";
 
 /** Timestamps are written as Date (or ISO strings) and read back as Date. */
 export type Timestamp = ColumnType<Date, Date | string, Date | string>;
@@ -106,7 +108,12 @@ export interface ProductBillableUnitsTable {
  * Every table. Modules declare their own tables beside their code (modules/<name>/tables.ts) and
  * are joined here, so that each capability owns its storage.
  */
-export interface Database extends MeteringTables, PricingTables, CustomerTables {
+export interface Database
+  extends MeteringTables,
+    PricingTables,
+    CustomerTables,
+    SubscriptionTables,
+    EntitlementTables {
   system_state: SystemStateTable;
   tenants: TenantsTable;
   api_keys: ApiKeysTable;

@@ -118,6 +118,36 @@ export const problemCatalogue = {
     title: "Insufficient Funds",
     description: "The wallet's spendable balance cannot cover the debit.",
   },
+  "feature-not-entitled": {
+    status: 403,
+    title: "Feature Not In Plan",
+    description:
+      'The customer\'s plan does not include this feature. The document carries `allowed: false`, `decision: "block"` and `reason`.',
+  },
+  "subscription-inactive": {
+    status: 403,
+    title: "Subscription Not Active",
+    description:
+      "The customer has no active (or trialing, past-due, expiring) subscription, so nothing is entitled.",
+  },
+  "key-revoked": {
+    status: 403,
+    title: "Key Revoked",
+    description:
+      "The consumer key (ak_…) presented at the gateway is unknown, revoked or expired (keys are revoked when their subscription ends).",
+  },
+  "wallet-empty": {
+    status: 403,
+    title: "Prepaid Balance Exhausted",
+    description:
+      "The customer's prepaid wallet is empty and the offering's escrow says BLOCK. Top up the wallet to continue.",
+  },
+  "feature-rate-limited": {
+    status: 429,
+    title: "Rate Limit Exceeded",
+    description:
+      "The customer exceeded the rate limit of this feature. `reset_at` says when a request is allowed again.",
+  },
   "quota-exceeded": {
     status: 429,
     title: "Quota Exceeded",
@@ -141,6 +171,18 @@ export const problemCatalogue = {
     title: "Service Unavailable",
     description:
       "A dependency (the database) is not reachable, or the server is shutting down. Retry with backoff.",
+  },
+  "malformed-row": {
+    status: 400,
+    title: "Malformed Row",
+    description:
+      "A row of an imported file could not be read: an NDJSON line that is not a JSON object, or a CSV record with broken quoting or another number of fields than the header. The row is reported with its line number and kept as a dead letter.",
+  },
+  "malformed-file": {
+    status: 400,
+    title: "Malformed File",
+    description:
+      "An imported file could not be read at all (not UTF-8 text, or a CSV without a usable header row), so its import job failed without processing a row.",
   },
 } as const satisfies Record<string, ProblemDefinition>;
 

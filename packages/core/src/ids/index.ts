@@ -27,6 +27,7 @@ export const idPrefixes = {
   webhookEndpoint: "we",
   webhookSource: "ws",
   ledgerEntry: "le",
+  decision: "dec",
 } as const;
 
 export type IdKind = keyof typeof idPrefixes;

@@ -4,6 +4,9 @@ import * as pricing from "./0003_pricing.ts";
 import * as metering from "./0004_metering.ts";
 import * as customers from "./0005_customers.ts";
 import * as consumerKeys from "./0006_consumer_keys.ts";
+import * as usageReads from "./0007_usage_reads.ts";
+import * as subscriptions from "./0008_subscriptions.ts";
+import * as entitlements from "./0009_entitlements.ts";
 
 /** Every migration, in order. Forward-only: append, never edit or reorder. */
 export const migrations: Record<string, Migration> = {
@@ -12,4 +15,7 @@ export const migrations: Record<string, Migration> = {
   "0004_metering": metering,
   "0005_customers": customers,
   "0006_consumer_keys": consumerKeys,
+  "0007_usage_reads": usageReads,
+  "0008_subscriptions": subscriptions,
+  "0009_entitlements": entitlements,
 };

@@ -1,6 +1,7 @@
 import { AforoError, type DecimalInput, formatDecimal, isKnownCurrency, newId } from "@aforo/core";
 import type { Kysely } from "kysely";
 import type { Clock } from "../../clock.ts";
+import { announceChange } from "../../db/change-feed.ts";
 import type { DatabaseHandle } from "../../db/database.ts";
 import type { Page, PageRequest } from "../../db/pagination.ts";
 import type { Database } from "../../db/schema.ts";
@@ -33,6 +34,7 @@ import {
 import * as offerings from "./store/offerings.ts";
 import * as promotions from "./store/promotions.ts";
 import * as ratePlans from "./store/rate-plans.ts";
+import { RatePlanVersionCache } from "./version-cache.ts";
 
 export interface OfferingInput {
   name: string;
@@ -89,16 +91,42 @@ function isUniqueViolation(error: unknown): boolean {
   return typeof error === "object" && error !== null && (error as { code?: unknown }).code === "23505";
 }
 
+const VERSIONS_CHANNEL = "aforo_rate_plan_versions";
+
 export class PricingService {
   readonly #database: DatabaseHandle;
   readonly #clock: Clock;
   readonly #catalog: CatalogService;
   #subscriptionProbe: SubscriptionProbe = async () => false;
 
+  /** Every version in memory, for the entitlement edge. */
+  readonly versions = new RatePlanVersionCache();
+
   constructor(database: DatabaseHandle, clock: Clock, catalog: CatalogService) {
     this.#database = database;
     this.#clock = clock;
     this.#catalog = catalog;
+  }
+
+  /** Fills the version cache and follows versions made by other processes. */
+  async start(): Promise<() => Promise<void>> {
+    await this.versions.loadAll(this.#database.db);
+    return this.#database.listen(VERSIONS_CHANNEL, (payload) => {
+      const [ratePlanId, version] = payload.split(":");
+      if (ratePlanId && version) void this.versions.loadOne(this.#database.db, ratePlanId, Number(version));
+    });
+  }
+
+  async #versionWritten(version: RatePlanVersion): Promise<RatePlanVersion> {
+    this.versions.put({
+      tenantId: version.tenantId,
+      mode: version.mode,
+      ratePlanId: version.id,
+      version: version.version,
+      definition: version.definition,
+    });
+    await announceChange(this.#database, VERSIONS_CHANNEL, `${version.id}:${version.version}`);
+    return version;
   }
 
   get #db(): Kysely<Database> {
@@ -115,7 +143,7 @@ export class PricingService {
       await ratePlans.insertRatePlan(trx, scope, id, now);
       await this.#writeVersion(trx, scope, id, 1, input, now);
     });
-    return this.getRatePlan(scope, id);
+    return this.#versionWritten(await this.getRatePlan(scope, id));
   }
 
   /** Adds version n+1 with the whole new definition; earlier versions are never touched. */
@@ -132,7 +160,7 @@ export class PricingService {
       await ratePlans.setLatestVersion(trx, scope, id, latest + 1, now);
       return latest + 1;
     });
-    return this.getRatePlan(scope, id, version);
+    return this.#versionWritten(await this.getRatePlan(scope, id, version));
   }
 
   async #writeVersion(

@@ -1,0 +1,39 @@
+import { describe, expect, it } from "vitest";
+import { UsageCounters } from "./counters.ts";
+import { fixedWindow } from "./domain/windows.ts";
+
+const at = (iso: string) => new Date(iso).getTime();
+
+describe("usage counters", () => {
+  it("sums usage in a billing period, a day, an hour and a minute", () => {
+    const counters = new UsageCounters();
+    const key = UsageCounters.key("ten", "test", "cus", "bu");
+    counters.add(key, at("2026-11-01T00:00:00Z"), 5);
+    counters.add(key, at("2026-11-28T09:59:59Z"), 2);
+    counters.add(key, at("2026-11-28T10:00:00Z"), 3);
+    counters.add(key, at("2026-11-28T10:00:30Z"), 4);
+    const period = { startMs: at("2026-11-01T00:00:00Z"), endMs: at("2026-12-01T00:00:00Z") };
+    expect(counters.used(key, period)).toBe(14);
+    expect(counters.used(key, fixedWindow("day", at("2026-11-28T12:00:00Z")))).toBe(9);
+    expect(counters.used(key, fixedWindow("hour", at("2026-11-28T10:30:00Z")))).toBe(7);
+    expect(counters.used(key, fixedWindow("minute", at("2026-11-28T10:00:59Z")))).toBe(7);
+  });
+
+  it("keeps a window it was asked for current as usage arrives", () => {
+    const counters = new UsageCounters();
+    const key = UsageCounters.key("ten", "test", "cus", "bu");
+    const hour = fixedWindow("hour", at("2026-11-28T10:00:00Z"));
+    expect(counters.used(key, hour)).toBe(0);
+    counters.add(key, at("2026-11-28T10:10:00Z"), 1);
+    counters.add(key, at("2026-11-28T11:00:00Z"), 1);
+    expect(counters.used(key, hour)).toBe(1);
+  });
+
+  it("starts a new window at its boundary instant", () => {
+    const counters = new UsageCounters();
+    const key = UsageCounters.key("ten", "test", "cus", "bu");
+    counters.add(key, at("2026-11-28T23:59:59.999Z"), 10);
+    expect(counters.used(key, fixedWindow("day", at("2026-11-28T23:59:59.999Z")))).toBe(10);
+    expect(counters.used(key, fixedWindow("day", at("2026-11-29T00:00:00Z")))).toBe(0);
+  });
+});

@@ -1,0 +1,393 @@
+import { AforoError } from "@aforo/core";
+import type { Clock } from "../../clock.ts";
+import type { DatabaseHandle } from "../../db/database.ts";
+import { type TakeResult, takeToken } from "../../http/rate-limit/token-bucket.ts";
+import type { TenantScope } from "../../http/route-config.ts";
+import type { ApiKeyService } from "../api-keys/service.ts";
+import type { CatalogService } from "../catalog/service.ts";
+import type { CustomerService } from "../customers/service.ts";
+import type { MeteringService } from "../metering/service.ts";
+import type { EventRow } from "../metering/writer.ts";
+import type { PricingService } from "../pricing/service.ts";
+import { subscriptionPeriodAt } from "../subscriptions/domain/lifecycle.ts";
+import { entitledStatuses, type Subscription } from "../subscriptions/domain/subscription.ts";
+import type { SubscriptionService } from "../subscriptions/service.ts";
+import { DecisionAudit } from "./audit.ts";
+import { UsageCounters } from "./counters.ts";
+import { type Decision, decide, type MeteredUsage } from "./domain/decision.ts";
+import {
+  buildSnapshot,
+  type EntitledPlan,
+  type EntitlementSnapshot,
+  type FeatureGrant,
+} from "./domain/snapshot.ts";
+import { fixedWindow, type Window } from "./domain/windows.ts";
+
+export interface CanAccessInput {
+  customer_id?: string | undefined;
+  api_key?: string | undefined;
+  feature: string;
+  quantity?: number | undefined;
+  consume?: boolean | undefined;
+  /** Names the usage a consuming check records, so a retried check is not counted twice. */
+  idempotency_key?: string | undefined;
+}
+
+export interface CanAccessOutcome {
+  decision: Decision;
+  customerId: string;
+  planName: string | null;
+  snapshot: EntitlementSnapshot;
+}
+
+export interface Dependencies {
+  keys: ApiKeyService;
+  customers: CustomerService;
+  catalog: CatalogService;
+  pricing: PricingService;
+  subscriptions: SubscriptionService;
+  metering: MeteringService;
+}
+
+interface Bucket {
+  tokens: number;
+  updatedAtMs: number;
+}
+
+/**
+ * The edge: decides allow / throttle / block from memory only. Snapshots are built from the
+ * subscriptions, plan versions and wallet state held in memory, cached per customer and dropped the
+ * moment anything they depend on changes; usage counters are fed by every committed event.
+ */
+export class EntitlementService {
+  readonly counters = new UsageCounters();
+  readonly audit: DecisionAudit;
+  readonly #clock: Clock;
+  readonly #deps: Dependencies;
+  readonly #snapshots = new Map<string, EntitlementSnapshot>();
+  readonly #buckets = new Map<string, Bucket>();
+  /** Idempotency keys of usage a consuming check already counted: metering must not count it again. */
+  readonly #preCounted = new Set<string>();
+  readonly #walletEmpty = new Set<string>();
+  #sequence = 0;
+
+  constructor(database: DatabaseHandle, clock: Clock, deps: Dependencies) {
+    this.#clock = clock;
+    this.#deps = deps;
+    this.audit = new DecisionAudit(database, clock);
+    deps.metering.onAccepted((rows) => this.#count(rows));
+    deps.subscriptions.onChange((subscription) =>
+      this.invalidate(subscription.tenantId, subscription.mode, subscription.customerId),
+    );
+  }
+
+  /** Rebuilds the counters from the database; call before serving traffic. */
+  async start(): Promise<() => Promise<void>> {
+    await this.#rebuildCounters();
+    const stopAudit = await this.audit.start();
+    return async () => {
+      await stopAudit();
+    };
+  }
+
+  invalidate(tenantId: string, mode: string, customerId: string): void {
+    this.#snapshots.delete(snapshotKey(tenantId, mode, customerId));
+  }
+
+  /** Prepaid escrow: wallets say when a BLOCK wallet is empty or funded again. */
+  setWalletEmpty(scope: TenantScope, customerId: string, empty: boolean): void {
+    const key = snapshotKey(scope.tenantId, scope.mode, customerId);
+    if (empty) this.#walletEmpty.add(key);
+    else this.#walletEmpty.delete(key);
+    this.#snapshots.delete(key);
+  }
+
+  /** The decision, from memory. Throws only for a customer or key that cannot be resolved. */
+  canAccess(scope: TenantScope, input: CanAccessInput): CanAccessOutcome {
+    const customerId = this.#resolveCustomer(scope, input);
+    const snapshot = this.snapshot(scope, customerId);
+    const quantity = input.quantity ?? 1;
+    const nowMs = this.#clock.now().getTime();
+    const grant = snapshot.features.get(input.feature);
+    let usage: MeteredUsage | undefined;
+    let counterKey: string | undefined;
+    let window: Window | undefined;
+    if (grant?.type === "metered") {
+      window = this.#windowFor(grant, snapshot, nowMs);
+      counterKey = UsageCounters.key(scope.tenantId, scope.mode, customerId, grant.billableUnitId);
+      usage = { used: this.counters.used(counterKey, window), windowEndMs: window.endMs };
+    }
+    let decision = decide(snapshot, input.feature, quantity, input.consume === true, usage);
+    if (decision.allowed && grant?.type === "rate_limit")
+      decision = this.#rateLimit(scope, customerId, grant, decision, nowMs);
+    if (decision.consume && grant?.type === "metered" && counterKey) {
+      this.counters.add(counterKey, nowMs, quantity);
+      this.#recordConsumption(scope, customerId, grant, quantity, input.idempotency_key, counterKey, nowMs);
+    }
+    this.audit.record(scope, customerId, input.feature, quantity, decision);
+    return { decision, customerId, planName: snapshot.planNames[0] ?? null, snapshot };
+  }
+
+  /** Every feature the customer's entitled subscriptions grant, with usage. */
+  entitlementsOf(scope: TenantScope, customerRef: string) {
+    const customerId = this.#resolveCustomer(scope, { customer_id: customerRef, feature: "" });
+    const snapshot = this.snapshot(scope, customerId);
+    const nowMs = this.#clock.now().getTime();
+    return {
+      customerId,
+      snapshot,
+      features: [...snapshot.features.values()].map((grant) => {
+        if (grant.type !== "metered") return { grant, used: null, remaining: null, resetAtMs: null };
+        const window = this.#windowFor(grant, snapshot, nowMs);
+        const used = this.counters.used(
+          UsageCounters.key(scope.tenantId, scope.mode, customerId, grant.billableUnitId),
+          window,
+        );
+        return { grant, used, remaining: Math.max(0, grant.limit - used), resetAtMs: window.endMs };
+      }),
+    };
+  }
+
+  snapshot(scope: TenantScope, customerId: string): EntitlementSnapshot {
+    const key = snapshotKey(scope.tenantId, scope.mode, customerId);
+    const nowMs = this.#clock.now().getTime();
+    const cached = this.#snapshots.get(key);
+    if (cached && (cached.periodEndMs === null || nowMs < cached.periodEndMs)) return cached;
+    const subscriptions = this.#deps.subscriptions
+      .listForCustomerCached(scope, customerId)
+      .filter((subscription) => isEntitledAt(subscription, nowMs));
+    const plans: EntitledPlan[] = subscriptions.flatMap((subscription) => this.#plansOf(subscription, nowMs));
+    const snapshot = buildSnapshot(customerId, plans);
+    snapshot.walletEmpty = this.#walletEmpty.has(key);
+    this.#snapshots.set(key, snapshot);
+    return snapshot;
+  }
+
+  #plansOf(subscription: Subscription, nowMs: number): EntitledPlan[] {
+    const period = subscriptionPeriodAt(subscription, new Date(nowMs));
+    return subscription.items.map((item) => {
+      const version = this.#deps.pricing.versions.get(item.ratePlanId, item.version);
+      return {
+        subscriptionId: subscription.id,
+        planName: version?.definition.name ?? item.ratePlanId,
+        periodStartMs: period.start.getTime(),
+        periodEndMs: period.end.getTime(),
+        entitlements: version?.definition.entitlements ?? [],
+      };
+    });
+  }
+
+  #windowFor(
+    grant: Extract<FeatureGrant, { type: "metered" }>,
+    snapshot: EntitlementSnapshot,
+    nowMs: number,
+  ): Window {
+    if (
+      grant.reset === "billing_period" &&
+      snapshot.periodStartMs !== null &&
+      snapshot.periodEndMs !== null
+    ) {
+      return { startMs: snapshot.periodStartMs, endMs: snapshot.periodEndMs };
+    }
+    return fixedWindow(grant.reset === "billing_period" ? "day" : grant.reset, nowMs);
+  }
+
+  #rateLimit(
+    scope: TenantScope,
+    customerId: string,
+    grant: Extract<FeatureGrant, { type: "rate_limit" }>,
+    decision: Decision,
+    nowMs: number,
+  ): Decision {
+    const key = `${snapshotKey(scope.tenantId, scope.mode, customerId)}\u0000${grant.feature}`;
+    let bucket = this.#buckets.get(key);
+    if (!bucket) {
+      bucket = { tokens: grant.burst, updatedAtMs: nowMs };
+      this.#buckets.set(key, bucket);
+    }
+    const result: TakeResult = takeToken(
+      bucket,
+      { limitPerMinute: (grant.limit * 60) / grant.perSeconds, burst: grant.burst },
+      nowMs,
+    );
+    if (result.allowed)
+      return { ...decision, remaining: result.remaining, resetAtMs: result.resetAtSeconds * 1000 };
+    return {
+      ...decision,
+      allowed: false,
+      decision: "block",
+      reason: "rate_limited",
+      remaining: 0,
+      resetAtMs: nowMs + result.retryAfterSeconds * 1000,
+      consume: false,
+    };
+  }
+
+  #resolveCustomer(scope: TenantScope, input: CanAccessInput): string {
+    if (input.customer_id) {
+      const customer = this.#deps.customers.resolveCached(scope, input.customer_id);
+      if (customer && customer.status !== "ARCHIVED") return customer.id;
+      throw new AforoError("unknown-customer", `No customer '${input.customer_id}' exists in this tenant.`, {
+        errors: [{ field: "customer_id", message: `unknown customer '${input.customer_id}'` }],
+      });
+    }
+    if (input.api_key) {
+      const key = this.#deps.keys.authenticate(input.api_key);
+      if (
+        key &&
+        key.kind === "consumer" &&
+        key.tenantId === scope.tenantId &&
+        key.mode === scope.mode &&
+        key.customerId
+      ) {
+        return key.customerId;
+      }
+      throw new AforoError("key-revoked", "The consumer key is unknown, revoked or expired.", {
+        extensions: { allowed: false, decision: "block", reason: "key_revoked", tenant_id: scope.tenantId },
+      });
+    }
+    throw new AforoError("validation-failed", "Send customer_id or api_key.", {
+      errors: [{ field: "customer_id", message: "is required (or api_key)" }],
+    });
+  }
+
+  /**
+   * A consuming check records its usage as an event, asynchronously: the decision never waits for
+   * the database. The counter was already moved, so metering is told not to count this event again;
+   * if the event turns out to be a duplicate (a retried check) or cannot be stored, the counter is
+   * moved back.
+   */
+  #recordConsumption(
+    scope: TenantScope,
+    customerId: string,
+    grant: Extract<FeatureGrant, { type: "metered" }>,
+    quantity: number,
+    idempotencyKey: string | undefined,
+    counterKey: string,
+    nowMs: number,
+  ): void {
+    const unit = this.#deps.catalog.resolveUnitCached(scope, grant.billableUnitId);
+    if (!unit) return;
+    const base =
+      idempotencyKey ?? `can_${nowMs.toString(36)}_${(this.#sequence++).toString(36)}_${process.pid}`;
+    // A COUNT unit counts events, so q units of consumption are q events.
+    const events =
+      unit.aggregation === "COUNT"
+        ? Array.from({ length: quantity }, (_, i) => (quantity === 1 ? base : `${base}#${i + 1}`))
+        : [base];
+    const amount = unit.aggregation === "COUNT" ? 1 : quantity;
+    const inputs = events.map((key) => ({
+      customer_id: customerId,
+      metric_id: unit.id,
+      quantity: String(amount),
+      event_type: "canAccess",
+      timestamp: new Date(nowMs).toISOString(),
+      idempotency_key: key,
+      properties: unit.field ? { [unit.field]: amount } : {},
+    }));
+    for (const key of events) this.#preCounted.add(preCountedKey(scope, key));
+    this.#deps.metering.ingest(scope, inputs, "api").then(
+      (results) => {
+        results.forEach((result, index) => {
+          const key = events[index] ?? base;
+          this.#preCounted.delete(preCountedKey(scope, key));
+          if (!result.ok || result.event.status === "DUPLICATE")
+            this.counters.add(counterKey, nowMs, -amount);
+        });
+      },
+      () => {
+        for (const key of events) this.#preCounted.delete(preCountedKey(scope, key));
+        this.counters.add(counterKey, nowMs, -amount * events.length);
+      },
+    );
+  }
+
+  #count(rows: readonly EventRow[]): void {
+    for (const row of rows) {
+      if (!row.counted) continue;
+      const preKey = `${row.tenantId}\u0000${row.mode}\u0000${row.idempotencyKey}`;
+      if (this.#preCounted.has(preKey)) continue;
+      const amount = row.value === null ? (row.uniqueValue === null ? 1 : 0) : Number(row.value);
+      this.counters.add(
+        UsageCounters.key(row.tenantId, row.mode, row.customerId, row.billableUnitId),
+        row.occurredAt.getTime(),
+        amount,
+      );
+    }
+  }
+
+  /** Hourly rollups for 40 days and the raw events of the last two hours become the counters. */
+  async #rebuildCounters(): Promise<void> {
+    const db = this.#deps.metering.database.db;
+    const now = this.#clock.now().getTime();
+    const since = new Date(now - 40 * 24 * 3_600_000);
+    this.counters.clear();
+    const rollups = await db
+      .selectFrom("usage_rollups")
+      .select(["tenant_id", "mode", "customer_id", "billable_unit_id", "hour", "event_count", "value_sum"])
+      .where("hour", ">=", since)
+      .execute();
+    const aggregations = new Map<string, string>();
+    const aggregationOf = (tenantId: string, mode: "live" | "test", unitId: string) => {
+      const key = `${tenantId}:${mode}:${unitId}`;
+      let aggregation = aggregations.get(key);
+      if (!aggregation) {
+        aggregation =
+          this.#deps.catalog.resolveUnitCached({ tenantId, mode }, unitId)?.aggregation ?? "COUNT";
+        aggregations.set(key, aggregation);
+      }
+      return aggregation;
+    };
+    for (const row of rollups) {
+      const amount =
+        aggregationOf(row.tenant_id, row.mode, row.billable_unit_id) === "COUNT"
+          ? Number(row.event_count)
+          : Number(row.value_sum);
+      this.counters.loadHour(
+        UsageCounters.key(row.tenant_id, row.mode, row.customer_id, row.billable_unit_id),
+        new Date(row.hour).getTime(),
+        amount,
+      );
+    }
+    const recent = await db
+      .selectFrom("usage_events")
+      .select([
+        "tenant_id",
+        "mode",
+        "customer_id",
+        "billable_unit_id",
+        "occurred_at",
+        "value",
+        "unique_value",
+      ])
+      .where("counted", "=", true)
+      .where("occurred_at", ">=", new Date(now - 2 * 3_600_000))
+      .execute();
+    for (const row of recent) {
+      const amount = row.value === null ? (row.unique_value === null ? 1 : 0) : Number(row.value);
+      const atMs = new Date(row.occurred_at).getTime();
+      this.counters.loadMinute(
+        UsageCounters.key(row.tenant_id, row.mode, row.customer_id, row.billable_unit_id),
+        Math.floor(atMs / 60_000) * 60_000,
+        amount,
+      );
+    }
+  }
+}
+
+function snapshotKey(tenantId: string, mode: string, customerId: string): string {
+  return `${tenantId}\u0000${mode}\u0000${customerId}`;
+}
+
+function preCountedKey(scope: TenantScope, idempotencyKey: string): string {
+  return `${scope.tenantId}\u0000${scope.mode}\u0000${idempotencyKey}`;
+}
+
+/** Entitled now: an entitled status, started, and (for a scheduled cancellation) not yet past its end. */
+function isEntitledAt(subscription: Subscription, nowMs: number): boolean {
+  if (!entitledStatuses.includes(subscription.status) && subscription.status !== "CREATED") return false;
+  if (subscription.startAt.getTime() > nowMs) return false;
+  if (subscription.status === "CREATED") return true;
+  if (subscription.endedAt && subscription.endedAt.getTime() <= nowMs) return false;
+  return true;
+}

@@ -1,0 +1,127 @@
+/** Seeds the Aforo server through its public API, as a customer would. */
+import { randomBytes } from "node:crypto";
+import type { Seed } from "./targets.ts";
+
+/** High enough never to throttle a benchmark on one machine (per minute, and burst). */
+const UNTHROTTLED = { limit: 1_000_000_000, burst: 1_000_000_000 };
+
+export const METRIC_KEY = "api_calls";
+
+async function call(
+  baseUrl: string,
+  method: string,
+  path: string,
+  auth: { key: string; tenant?: string },
+  body?: unknown,
+): Promise<{ status: number; json: Record<string, unknown> }> {
+  const headers: Record<string, string> = { authorization: `Bearer ${auth.key}` };
+  if (auth.tenant) headers["x-tenant-id"] = auth.tenant;
+  if (body !== undefined) headers["content-type"] = "application/json";
+  const response = await fetch(`${baseUrl}${path}`, {
+    method,
+    headers,
+    body: body === undefined ? undefined : JSON.stringify(body),
+  });
+  const text = await response.text();
+  let json: Record<string, unknown> = {};
+  try {
+    json = text ? (JSON.parse(text) as Record<string, unknown>) : {};
+  } catch {
+    json = { raw: text };
+  }
+  return { status: response.status, json };
+}
+
+async function created(
+  baseUrl: string,
+  path: string,
+  auth: { key: string; tenant?: string },
+  body: unknown,
+): Promise<Record<string, unknown>> {
+  const answer = await call(baseUrl, "POST", path, auth, body);
+  if (answer.status !== 201) {
+    throw new Error(`seeding: POST ${path} answered ${answer.status}: ${JSON.stringify(answer.json)}`);
+  }
+  return answer.json;
+}
+
+function stringField(object: Record<string, unknown>, field: string): string {
+  const value = object[field];
+  if (typeof value !== "string")
+    throw new Error(`seeding: expected a string '${field}' in ${JSON.stringify(object)}`);
+  return value;
+}
+
+/** A fresh tenant (so a reused database never mixes runs), a key, a COUNT unit and a customer. */
+export async function seed(baseUrl: string, operatorKey: string): Promise<Seed> {
+  const runId = randomBytes(6).toString("hex");
+  const tenant = await created(
+    baseUrl,
+    "/v1/tenants",
+    { key: operatorKey },
+    {
+      name: `Benchmark ${runId}`,
+      slug: `bench-${runId}`,
+    },
+  );
+  const tenantId = stringField(tenant, "id");
+  const liveKey = stringField(tenant.api_keys as Record<string, unknown>, "live");
+  const asTenant = { key: liveKey, tenant: tenantId };
+  const issued = await created(baseUrl, "/v1/api_keys", asTenant, {
+    mode: "live",
+    name: "benchmark (unthrottled)",
+    rate_limits: {
+      meter: UNTHROTTLED,
+      canAccess: UNTHROTTLED,
+      entitlements: UNTHROTTLED,
+      management: UNTHROTTLED,
+    },
+  });
+  const key = stringField(issued, "key");
+  const asBench = { key, tenant: tenantId };
+  await created(baseUrl, "/v1/billable_units", asBench, {
+    key: METRIC_KEY,
+    name: "API calls",
+    unit_label: "call",
+    aggregation: "COUNT",
+  });
+  const customer = await created(baseUrl, "/v1/customers", asBench, {
+    name: "Benchmark customer",
+    email: "bench@example.com",
+    currency: "USD",
+  });
+  return { runId, tenantId, key, customerId: stringField(customer, "id"), metricKey: METRIC_KEY };
+}
+
+export type UsageCheck = { kind: "total"; total: number } | { kind: "unavailable"; note: string };
+
+/**
+ * What the server says it counted for the customer, via GET /v1/usage when that route exists.
+ * COUNT counts each accepted event once, so the total is the number of events accepted.
+ */
+export async function usageTotal(baseUrl: string, s: Seed, since: Date): Promise<UsageCheck> {
+  const query = new URLSearchParams({
+    customer_id: s.customerId,
+    metric_id: s.metricKey,
+    from: new Date(since.getTime() - 3_600_000).toISOString(),
+    to: new Date(Date.now() + 3_600_000).toISOString(),
+  });
+  const answer = await call(baseUrl, "GET", `/v1/usage?${query}`, { key: s.key, tenant: s.tenantId });
+  if (answer.status === 404) {
+    return { kind: "unavailable", note: "GET /v1/usage is not built yet (404)" };
+  }
+  if (answer.status !== 200) {
+    return {
+      kind: "unavailable",
+      note: `GET /v1/usage answered ${answer.status}: ${JSON.stringify(answer.json).slice(0, 300)}`,
+    };
+  }
+  const total = Number(answer.json.total);
+  if (!Number.isFinite(total)) {
+    return {
+      kind: "unavailable",
+      note: `GET /v1/usage has no numeric total: ${JSON.stringify(answer.json).slice(0, 300)}`,
+    };
+  }
+  return { kind: "total", total };
+}

@@ -1,0 +1,122 @@
+/**
+ * The rows of the benchmark table. Adding a row is adding one entry to `targets`: say which server,
+ * which route, how to build each request's body from the seeded tenant, and what to compare with.
+ */
+
+/** What seeding through the API produced; request builders read it. */
+export interface Seed {
+  /** Unique per run, so idempotency keys never collide with an earlier run on the same database. */
+  runId: string;
+  tenantId: string;
+  /** A live secret key with very high rate limits (the defaults would throttle the load). */
+  key: string;
+  customerId: string;
+  /** The COUNT billable unit's key. */
+  metricKey: string;
+}
+
+export interface Target {
+  /** The row name in the table and the key in `--json`. */
+  name: string;
+  server: "bare" | "aforo";
+  method: "GET" | "POST";
+  path: string;
+  /** Default: SATURATED_CONNECTIONS, no rate limit (saturated throughput). */
+  connections?: number;
+  /** Requests per second over all connections: a latency row at a fixed load. */
+  overallRate?: number;
+  /** The row whose request throughput is the denominator of ratio_to_bare. */
+  baseline?: string;
+  /** Send the tenant key and X-Tenant-Id. */
+  authenticated?: boolean;
+  /** Builds a fresh body for every request (unique idempotency keys); JSON is assumed. */
+  body?: (seed: Seed, row: string) => () => string;
+  /** Metering rows: events in one request (events_per_s = rps × this) and per-event statuses counted. */
+  eventsPerRequest?: number;
+}
+
+export const SATURATED_CONNECTIONS = 10;
+export const LATENCY_CONNECTIONS = 4;
+/** Fixed load of the single-event latency row: within what the embedded database sustains. */
+export const METER_LATENCY_RATE = 500;
+
+/** Unique idempotency keys: `<run>.<row>.<n>`; one counter per row and run. */
+function keys(seed: Seed, row: string): () => string {
+  let next = 0;
+  return () => `${seed.runId}.${row}.${next++}`;
+}
+
+/** One event as sent to POST /v1/meter: the smallest valid body (timestamp defaults to now). */
+export function singleEvent(seed: Seed, row: string): () => string {
+  const nextKey = keys(seed, row);
+  const head = `{"customer_id":${JSON.stringify(seed.customerId)},"metric_id":${JSON.stringify(seed.metricKey)},"idempotency_key":"`;
+  return () => `${head}${nextKey()}"}`;
+}
+
+/** `{"events":[…]}` with `size` events, each with its own idempotency key. */
+export function batchOf(size: number): (seed: Seed, row: string) => () => string {
+  return (seed, row) => {
+    const event = singleEvent(seed, row);
+    return () => {
+      const events = new Array<string>(size);
+      for (let i = 0; i < size; i++) events[i] = event();
+      return `{"events":[${events.join(",")}]}`;
+    };
+  };
+}
+
+export const targets: readonly Target[] = [
+  { name: "bare_get", server: "bare", method: "GET", path: "/healthz", baseline: "bare_get" },
+  {
+    // The same headers and body as meter_single, answered without any work: the POST yardstick.
+    name: "bare_post",
+    server: "bare",
+    method: "POST",
+    path: "/v1/meter",
+    authenticated: true,
+    body: singleEvent,
+    baseline: "bare_post",
+  },
+  { name: "healthz", server: "aforo", method: "GET", path: "/healthz", baseline: "bare_get" },
+  {
+    name: "meter_single",
+    server: "aforo",
+    method: "POST",
+    path: "/v1/meter",
+    authenticated: true,
+    body: singleEvent,
+    eventsPerRequest: 1,
+    baseline: "bare_post",
+  },
+  {
+    name: "meter_batch_100",
+    server: "aforo",
+    method: "POST",
+    path: "/v1/meter/batch",
+    authenticated: true,
+    body: batchOf(100),
+    eventsPerRequest: 100,
+    baseline: "bare_post",
+  },
+  {
+    name: "meter_batch_1000",
+    server: "aforo",
+    method: "POST",
+    path: "/v1/meter/batch",
+    authenticated: true,
+    body: batchOf(1000),
+    eventsPerRequest: 1000,
+    baseline: "bare_post",
+  },
+  {
+    name: "meter_single_latency_4c",
+    server: "aforo",
+    method: "POST",
+    path: "/v1/meter",
+    authenticated: true,
+    body: singleEvent,
+    eventsPerRequest: 1,
+    connections: LATENCY_CONNECTIONS,
+    overallRate: METER_LATENCY_RATE,
+  },
+];
