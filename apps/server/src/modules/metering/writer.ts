@@ -63,6 +63,7 @@ export class EventWriter {
   readonly #onCommitted: ((rows: readonly EventRow[]) => void) | undefined;
   #queue: Pending[] = [];
   #inFlight = 0;
+  #scheduled = false;
 
   constructor(db: Kysely<Database>, options: EventWriterOptions = {}) {
     this.#db = db;
@@ -75,6 +76,19 @@ export class EventWriter {
     if (rows.length === 0) return Promise.resolve([]);
     return new Promise((resolve, reject) => {
       this.#queue.push({ rows, resolve, reject });
+      this.#schedule();
+    });
+  }
+
+  /**
+   * Flushes on the next turn of the event loop rather than at once, so that every request parsed
+   * in this turn joins the same commit (one round trip instead of one per request).
+   */
+  #schedule(): void {
+    if (this.#scheduled) return;
+    this.#scheduled = true;
+    setImmediate(() => {
+      this.#scheduled = false;
       this.#pump();
     });
   }
@@ -98,7 +112,7 @@ export class EventWriter {
       this.#inFlight += 1;
       void this.#commit(batch).finally(() => {
         this.#inFlight -= 1;
-        this.#pump();
+        if (this.#queue.length > 0) this.#schedule();
       });
     }
   }
@@ -137,18 +151,19 @@ export class EventWriter {
     }
     const unique = [...firstByKey.values()].sort((a, b) => (scopedKey(a) < scopedKey(b) ? -1 : 1));
 
+    // One statement inserts the events and folds them into the rollups: atomic on its own, so no
+    // BEGIN/COMMIT round trips (on the embedded database each round trip blocks the event loop).
     const inserted = new Set<string>();
+    const result = await insertEvents(this.#db, unique);
+    for (const row of result.rows) inserted.add(row.id);
+    // Rows that were not inserted already exist (committed by an earlier write): find their ids.
     const existing = new Map<string, string>();
-    await this.#db.transaction().execute(async (trx) => {
-      const result = await insertEvents(trx, unique);
-      for (const row of result.rows) inserted.add(row.id);
-      const duplicates = unique.filter((row) => !inserted.has(row.id));
-      if (duplicates.length > 0) {
-        for (const found of await findExistingIds(trx, duplicates)) {
-          existing.set(`${found.tenant_id}\u0000${found.mode}\u0000${found.idempotency_key}`, found.id);
-        }
+    const duplicates = unique.filter((row) => !inserted.has(row.id));
+    if (duplicates.length > 0) {
+      for (const found of await findExistingIds(this.#db, duplicates)) {
+        existing.set(`${found.tenant_id}\u0000${found.mode}\u0000${found.idempotency_key}`, found.id);
       }
-    });
+    }
 
     const accepted = unique.filter((row) => inserted.has(row.id));
     if (accepted.length > 0) this.#onCommitted?.(accepted);
