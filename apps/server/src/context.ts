@@ -10,6 +10,7 @@ import { EntitlementService } from "./modules/entitlements/service.ts";
 import { ImportService } from "./modules/metering/imports/service.ts";
 import { MeteringReadService } from "./modules/metering/read-service.ts";
 import { MeteringService } from "./modules/metering/service.ts";
+import { SubscriptionEnrichment } from "./modules/metering/subscription-enrichment.ts";
 import { PricingService } from "./modules/pricing/service.ts";
 import { SubscriptionService } from "./modules/subscriptions/service.ts";
 import { TenantService } from "./modules/tenants/service.ts";
@@ -64,6 +65,7 @@ export async function createContext(
   });
   // Counters are rebuilt before anything is ingested, so no event is counted twice.
   const stopEntitlements = await entitlements.start();
+  metering.enrichment = new SubscriptionEnrichment(subscriptions, pricing.versions, entitlements.counters);
   imports.start();
   return {
     config,

@@ -74,6 +74,13 @@ function chargeFor(item: UsageItem, billable: ExactDecimal): Charge {
   }
 }
 
+/**
+ * Items already found valid. Stored plan items are never mutated (versions are immutable), so the
+ * metering hot path, which rates the same item for every event, validates it once. An item object
+ * must not be changed after it has been rated.
+ */
+const validItems = new WeakSet<object>();
+
 function resolveRounding(rounding: RoundingMode | undefined): RoundingMode {
   const mode = rounding ?? defaultRoundingMode;
   if (!isRoundingMode(mode)) throw new RangeError(`unknown rounding mode ${JSON.stringify(mode)}`);
@@ -92,8 +99,11 @@ function resolveRounding(rounding: RoundingMode | undefined): RoundingMode {
  * Throws InvalidPlanItemError, InvalidQuantityError or UnknownCurrencyError.
  */
 export function rateItem(item: PlanItem, quantity: DecimalInput, options: RateItemOptions): RatedLine {
-  const issues = validatePlanItem(item);
-  if (issues.length > 0) throw new InvalidPlanItemError(issues);
+  if (!validItems.has(item)) {
+    const issues = validatePlanItem(item);
+    if (issues.length > 0) throw new InvalidPlanItemError(issues);
+    validItems.add(item);
+  }
   currencyExponent(options.currency);
   const rounding = resolveRounding(options.rounding);
 

@@ -35,6 +35,8 @@ export interface EnrichmentSource {
     unit: BillableUnit,
     quantity: string,
     occurredAt: Date,
+    /** What the unit aggregates for this event (properties[field] or quantity); null for COUNT. */
+    value: string | null,
   ): {
     enrichment: Record<string, unknown>;
     estimatedRevenue: string | null;
@@ -191,6 +193,7 @@ export class MeteringService {
       unit,
       event.quantity,
       occurredAt,
+      value,
     );
     return {
       row: {

@@ -12,10 +12,34 @@ export function estimateMarginalRevenue(
   eventQuantity: string,
   currency: string,
 ): string {
-  if (item.model === "FLAT_RATE") return "0";
+  return estimateWithAmounts(item, runningTotalBefore, eventQuantity, currency).marginal;
+}
+
+export interface Estimate {
+  marginal: string;
+  /** The period's exact charge after this event: the next event's "before", to rate once not twice. */
+  totalAfter: string;
+  amountAfter: string;
+}
+
+export function estimateWithAmounts(
+  item: PlanItem,
+  runningTotalBefore: string,
+  eventQuantity: string,
+  currency: string,
+  known?: { total: string; amount: string },
+): Estimate {
   const before = parseDecimal(runningTotalBefore);
   const after = before.plus(parseDecimal(eventQuantity));
-  const amountBefore = parseDecimal(rateItem(item, before.toString(), { currency }).amount_decimal);
+  if (item.model === "FLAT_RATE") return { marginal: "0", totalAfter: after.toString(), amountAfter: "0" };
+  const amountBefore =
+    known && known.total === before.toString()
+      ? parseDecimal(known.amount)
+      : parseDecimal(rateItem(item, before.toString(), { currency }).amount_decimal);
   const amountAfter = parseDecimal(rateItem(item, after.toString(), { currency }).amount_decimal);
-  return formatDecimal(amountAfter.minus(amountBefore));
+  return {
+    marginal: formatDecimal(amountAfter.minus(amountBefore)),
+    totalAfter: after.toString(),
+    amountAfter: amountAfter.toString(),
+  };
 }

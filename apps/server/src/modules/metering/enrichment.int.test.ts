@@ -1,0 +1,87 @@
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { createCustomer, createUnit, type Fixture, sandbox } from "../../testing/fixtures.ts";
+import { createTestApp, type TestApp } from "../../testing/test-app.ts";
+
+describe("enrichment at ingest", () => {
+  let t: TestApp;
+  let f: Fixture;
+  let subscribed: { customerId: string; subscriptionId: string; ratePlanId: string };
+  let unsubscribedId: string;
+
+  async function post(url: string, body: unknown) {
+    const response = await t.request("POST", url, { ...f.as, body });
+    if (response.statusCode >= 300) throw new Error(`POST ${url}: ${response.statusCode} ${response.body}`);
+    return response.json();
+  }
+  const meter = async (customerId: string, key: string) =>
+    (
+      await t.request("POST", "/v1/meter", {
+        ...f.as,
+        body: { customer_id: customerId, metric_id: "api_calls", idempotency_key: key },
+      })
+    ).json();
+  const stored = (id: string) =>
+    t.database.db.selectFrom("usage_events").selectAll().where("id", "=", id).executeTakeFirstOrThrow();
+
+  beforeAll(async () => {
+    t = await createTestApp();
+    f = await sandbox(t);
+    await createUnit(t, f, { key: "api_calls", aggregation: "COUNT" });
+    const plan = await post("/v1/rate_plans", {
+      name: "Graduated",
+      currency: "USD",
+      billing_period: { interval: "month", count: 1 },
+      items: [
+        {
+          model: "GRADUATED",
+          billable_unit: "api_calls",
+          tiers: [
+            { up_to: "2", unit_price: "0.10" },
+            { up_to: null, unit_price: "0.01" },
+          ],
+        },
+      ],
+      entitlements: [],
+    });
+    const offering = await post("/v1/offerings", {
+      name: "Graduated",
+      rate_plan_ids: [plan.id],
+      billing_mode: "POSTPAID",
+      trial_days: 0,
+      status: "PUBLISHED",
+    });
+    const customer = await createCustomer(t, f);
+    const subscription = await post("/v1/subscriptions", {
+      customer_id: customer.id,
+      offering_id: offering.id,
+    });
+    subscribed = { customerId: customer.id, subscriptionId: subscription.id, ratePlanId: plan.id };
+    unsubscribedId = (await createCustomer(t, f)).id;
+  });
+  afterAll(() => t.close());
+
+  it("records the subscription, the pinned plan version and each event's marginal revenue", async () => {
+    const estimates: (string | null)[] = [];
+    for (let i = 0; i < 3; i++) {
+      const event = await meter(subscribed.customerId, `enrich-${i}`);
+      const row = await stored(event.id);
+      expect(row.enrichment).toMatchObject({
+        subscription_id: subscribed.subscriptionId,
+        rate_plan_id: subscribed.ratePlanId,
+        rate_plan_version: 1,
+        pricing_model: "GRADUATED",
+        currency: "USD",
+      });
+      estimates.push(row.estimated_revenue);
+    }
+    // The first two events fall in the 0.10 tier, the third in the 0.01 tier.
+    expect(estimates.map(Number)).toEqual([0.1, 0.1, 0.01]);
+  });
+
+  it("leaves an event of a customer without a subscription unenriched", async () => {
+    const event = await meter(unsubscribedId, "enrich-none");
+    const row = await stored(event.id);
+    expect(row.enrichment).toEqual({});
+    expect(row.estimated_revenue).toBeNull();
+  });
+});
