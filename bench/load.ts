@@ -6,7 +6,14 @@
 import type { EventEmitter } from "node:events";
 import { createRequire } from "node:module";
 import { createHistogram, type RecordableHistogram } from "node:perf_hooks";
-import { countStatuses, emptyStatusCounts, type StatusCounts } from "./report.ts";
+import {
+  countDecision,
+  countStatuses,
+  type DecisionCounts,
+  emptyDecisionCounts,
+  emptyStatusCounts,
+  type StatusCounts,
+} from "./report.ts";
 
 interface RequestSpec {
   method?: string;
@@ -60,6 +67,8 @@ export interface LoadSpec {
   nextBody: (() => string) | undefined;
   /** Read per-event statuses from 2xx answers (metering rows). */
   countEvents: boolean;
+  /** Read `allowed` from every answer (canAccess rows). */
+  countDecisions: boolean;
 }
 
 /** Counters that span the warm-up and the measured run (everything the server was sent). */
@@ -67,6 +76,8 @@ export interface Tally {
   /** Request bodies built: an upper bound on requests sent (a client builds one ahead). */
   bodiesBuilt: number;
   statuses: StatusCounts;
+  /** canAccess answers by `allowed` (every status, 2xx or not). */
+  decisions: DecisionCounts;
   non2xx: number;
   errors: number;
   timeouts: number;
@@ -77,6 +88,7 @@ export function emptyTally(): Tally {
   return {
     bodiesBuilt: 0,
     statuses: emptyStatusCounts(),
+    decisions: emptyDecisionCounts(),
     non2xx: 0,
     errors: 0,
     timeouts: 0,
@@ -126,6 +138,10 @@ export async function runLoad(
   if (spec.countEvents) {
     request.onResponse = (status, body) => {
       if (status >= 200 && status < 300) countStatuses(body, tally.statuses);
+    };
+  } else if (spec.countDecisions) {
+    request.onResponse = (_status, body) => {
+      countDecision(body, tally.decisions);
     };
   }
   const result = await new Promise<AutocannonResult>((resolve, reject) => {

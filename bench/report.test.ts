@@ -1,5 +1,6 @@
 import { describe, expect, it } from "vitest";
 import {
+  countDecision,
   countStatuses,
   formatMs,
   formatRatio,
@@ -11,7 +12,7 @@ import {
   toJson,
   toRows,
 } from "./report.ts";
-import { batchOf, type Seed, singleEvent, targets } from "./targets.ts";
+import { batchOf, canAccessBody, type Seed, singleEvent, targets } from "./targets.ts";
 
 const measurement = (overrides: Partial<Measurement> & { name: string }): Measurement => ({
   connections: 10,
@@ -150,6 +151,15 @@ describe("per-event statuses", () => {
   });
 });
 
+describe("canAccess answers", () => {
+  it("counts allowed:true, allowed:false (a refusal's problem document) and answers without it", () => {
+    const counts = countDecision('{"allowed":true,"decision":"allow","plan":"Pro"}');
+    countDecision('{"type":"https://x/problems/quota-exceeded","status":429,"allowed":false}', counts);
+    countDecision('{"type":"https://x/problems/validation-failed","status":400}', counts);
+    expect(counts).toEqual({ allowed: 1, denied: 1, other: 1 });
+  });
+});
+
 describe("targets", () => {
   const seed: Seed = {
     runId: "r1",
@@ -157,6 +167,7 @@ describe("targets", () => {
     key: "sk",
     customerId: "cus_1",
     metricKey: "api_calls",
+    entitledCustomerId: "cus_2",
   };
 
   it("have unique names, and every baseline names a bare row", () => {
@@ -179,6 +190,40 @@ describe("targets", () => {
       metric_id: "api_calls",
       idempotency_key: "r1.row.0",
     });
+  });
+});
+
+describe("canAccess rows", () => {
+  const seed: Seed = {
+    runId: "r1",
+    tenantId: "ten_1",
+    key: "sk",
+    customerId: "cus_1",
+    metricKey: "api_calls",
+    entitledCustomerId: "cus_2",
+  };
+
+  it("ask about the entitled customer; only the consume row consumes, and only the latency row has a fixed rate", () => {
+    const rows = targets.filter((target) => target.path === "/v1/canAccess");
+    expect(rows.map((row) => row.name)).toEqual([
+      "can_access",
+      "can_access_consume",
+      "can_access_latency_4c_2000",
+    ]);
+    const bodies = rows.map((row) => JSON.parse(row.body?.(seed, row.name)() ?? "{}"));
+    expect(bodies).toEqual([
+      { customer_id: "cus_2", feature: "sso" },
+      { customer_id: "cus_2", feature: "search", consume: true },
+      { customer_id: "cus_2", feature: "search" },
+    ]);
+    expect(rows.map((row) => row.consumes === true)).toEqual([false, true, false]);
+    expect(rows.every((row) => row.decisions)).toBe(true);
+    expect(rows.map((row) => [row.connections, row.overallRate, row.baseline])).toEqual([
+      [undefined, undefined, "bare_post"],
+      [undefined, undefined, "bare_post"],
+      [4, 2000, undefined],
+    ]);
+    expect(canAccessBody("sso")(seed)()).toBe('{"customer_id":"cus_2","feature":"sso"}');
   });
 });
 

@@ -202,6 +202,26 @@ export function countStatuses(body: string, into: StatusCounts = emptyStatusCoun
   return into;
 }
 
+/** canAccess answers by their `allowed` field (a refusal's problem document carries allowed:false). */
+export interface DecisionCounts {
+  allowed: number;
+  denied: number;
+  /** Answers with no `allowed` field at all (e.g. a 400 or 500 problem). */
+  other: number;
+}
+
+export function emptyDecisionCounts(): DecisionCounts {
+  return { allowed: 0, denied: 0, other: 0 };
+}
+
+/** Counts one canAccess answer without parsing it (the load generator's hot path). */
+export function countDecision(body: string, into: DecisionCounts = emptyDecisionCounts()): DecisionCounts {
+  if (body.includes('"allowed":true')) into.allowed += 1;
+  else if (body.includes('"allowed":false')) into.denied += 1;
+  else into.other += 1;
+  return into;
+}
+
 /** The command line: `--json`, `--quick`, `--duration <s>`, `--rounds <n>`, `--fresh-db`, `--only a,b`. */
 export interface Options {
   json: boolean;

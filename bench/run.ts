@@ -9,6 +9,17 @@ import path from "node:path";
 import type { RecordableHistogram } from "node:perf_hooks";
 import { setTimeout as sleep } from "node:timers/promises";
 import {
+  addBuckets,
+  type Buckets,
+  boundsMicros,
+  DECISION_HISTOGRAM,
+  type DecisionSummary,
+  formatBound,
+  parseBuckets,
+  subtractBuckets,
+  summarise,
+} from "./histogram.ts";
+import {
   emptyTally,
   type LoadSpec,
   latencyHistogram,
@@ -19,8 +30,8 @@ import {
 } from "./load.ts";
 import { type Child, generateOperatorKey, startAforo, startBareServer } from "./processes.ts";
 import { formatTable, type Measurement, parseArgs, schedule, toJson, toRows } from "./report.ts";
-import { seed, usageTotal } from "./seed.ts";
-import { SATURATED_CONNECTIONS, type Seed, type Target, targets } from "./targets.ts";
+import { type FeatureUsage, featureUsed, scrapeMetrics, seed, usageTotal } from "./seed.ts";
+import { METERED_FEATURE, SATURATED_CONNECTIONS, type Seed, type Target, targets } from "./targets.ts";
 
 const log = (message: string) => process.stderr.write(`${message}\n`);
 
@@ -74,6 +85,7 @@ async function verify(
   startedAt: Date,
   chosen: readonly Target[],
   tallies: Map<string, Tally>,
+  usedBefore: FeatureUsage | undefined,
 ): Promise<Verdict> {
   const lines: string[] = [];
   let ok = true;
@@ -97,7 +109,19 @@ async function verify(
       if (other > 0) line += `, other ${other}`;
       if (DUPLICATE + REJECTED + other > 0 || ACCEPTED === 0) ok = false;
     }
+    if (target.decisions) {
+      const { allowed, denied, other } = tally.decisions;
+      line += `; allowed:true ${allowed}, allowed:false ${denied}`;
+      if (other > 0) line += `, no 'allowed' ${other}`;
+      if (denied + other > 0 || allowed === 0) ok = false;
+    }
     lines.push(line);
+  }
+  const consuming = chosen.filter((target) => target.consumes);
+  if (consuming.length > 0) {
+    const consumed = await verifyConsumption(aforo, s, startedAt, consuming, tallies, usedBefore);
+    if (!consumed.ok) ok = false;
+    lines.push(...consumed.lines);
   }
   if (sentUpperBound > 0) {
     // Requests still in flight when a run stops are committed without being acknowledged, so the
@@ -118,6 +142,70 @@ async function verify(
         `server count: skipped (${usage.note}); acknowledged ACCEPTED ${acceptedTotal} of at most ${sentUpperBound} sent`,
       );
     }
+  }
+  return { ok, lines };
+}
+
+/** Reads `used` of the metered feature until two reads 500 ms apart agree (late ingestion settles). */
+async function settledUsed(aforo: Child, s: Seed): Promise<FeatureUsage> {
+  let last = await featureUsed(aforo.url, s, s.entitledCustomerId, METERED_FEATURE);
+  for (let attempt = 0; attempt < 20 && last.kind === "used"; attempt++) {
+    await sleep(500);
+    const next = await featureUsed(aforo.url, s, s.entitledCustomerId, METERED_FEATURE);
+    if (next.kind !== "used" || next.used === last.used) return next;
+    last = next;
+  }
+  return last;
+}
+
+/**
+ * A consuming check moves the usage counter: `used` of `search` (GET /v1/entitlements) must grow
+ * by the allowed consuming checks, and the events it records must reach storage (GET /v1/usage).
+ * Only the consume row moves that customer's usage. Checks still in flight when a run stops are
+ * counted by the server without being acknowledged, so the growth may exceed the acknowledged
+ * allowed checks by those, never the bodies built.
+ */
+async function verifyConsumption(
+  aforo: Child,
+  s: Seed,
+  startedAt: Date,
+  consuming: readonly Target[],
+  tallies: Map<string, Tally>,
+  usedBefore: FeatureUsage | undefined,
+): Promise<Verdict> {
+  let allowed = 0;
+  let built = 0;
+  for (const target of consuming) {
+    const tally = tallies.get(target.name);
+    allowed += tally?.decisions.allowed ?? 0;
+    built += tally?.bodiesBuilt ?? 0;
+  }
+  const after = await settledUsed(aforo, s);
+  if (usedBefore?.kind !== "used" || after.kind !== "used") {
+    const note =
+      usedBefore?.kind === "unavailable" ? usedBefore.note : after.kind === "unavailable" ? after.note : "";
+    return { ok: false, lines: [`consumed usage: could not be read (${note})`] };
+  }
+  const grew = after.used - usedBefore.used;
+  const within = grew >= allowed && grew <= built;
+  const lines = [
+    `consumed usage (GET /v1/entitlements, ${METERED_FEATURE}.used): grew by ${grew}; allowed consuming checks acknowledged ${allowed} (+${grew - allowed} in flight at a stop), sent at most ${built} → ${within ? "consistent" : "MISMATCH"}`,
+  ];
+  let ok = within;
+  // The consumption is recorded as events without delaying the answer: wait for them to be stored.
+  let stored = await usageTotal(aforo.url, s, startedAt, s.entitledCustomerId);
+  for (let attempt = 0; stored.kind === "total" && stored.total < grew && attempt < 20; attempt++) {
+    await sleep(500);
+    stored = await usageTotal(aforo.url, s, startedAt, s.entitledCustomerId);
+  }
+  if (stored.kind === "total") {
+    const same = stored.total === after.used;
+    if (!same) ok = false;
+    lines.push(
+      `consumed usage stored as events (GET /v1/usage, ${s.metricKey}): ${stored.total} → ${same ? "agrees with the counter" : `MISMATCH with the counter's ${after.used}`}`,
+    );
+  } else {
+    lines.push(`consumed usage stored as events: skipped (${stored.note})`);
   }
   return { ok, lines };
 }
@@ -154,6 +242,7 @@ function prepare(target: Target, servers: { bare: Child; aforo: Child }, s: Seed
       durationS: 0,
       nextBody: target.body?.(s, target.name),
       countEvents: target.eventsPerRequest !== undefined,
+      countDecisions: target.decisions === true,
     },
     tally: emptyTally(),
     latencies: latencyHistogram(),
@@ -166,10 +255,19 @@ function prepare(target: Target, servers: { bare: Child; aforo: Child }, s: Seed
   };
 }
 
-/** One slice of a row: a warm-up the first time (not measured), then `durationS` measured. */
-async function runSlice(row: RowRun, durationS: number, warmupS: number): Promise<void> {
+/**
+ * One slice of a row: a warm-up the first time (not measured), then `durationS` measured;
+ * `beforeMeasured` runs between the two.
+ */
+async function runSlice(
+  row: RowRun,
+  durationS: number,
+  warmupS: number,
+  beforeMeasured?: () => Promise<void>,
+): Promise<void> {
   if (!row.warmedUp && warmupS > 0) await runLoad({ ...row.spec, durationS: warmupS }, row.tally, undefined);
   row.warmedUp = true;
+  await beforeMeasured?.();
   const result = await runLoad({ ...row.spec, durationS }, row.tally, row.latencies);
   row.durationS += result.durationS;
   row.ok += result.ok;
@@ -192,6 +290,36 @@ function toMeasurement(row: RowRun): Measurement {
     p50Ms: percentileMs(row.latencies, 50),
     p99Ms: percentileMs(row.latencies, 99),
     baseline: row.target.baseline,
+  };
+}
+
+interface DecisionReport {
+  json: DecisionSummary & { bucket_bounds_us: number[]; note: string; rows: Record<string, DecisionSummary> };
+  lines: string[];
+}
+
+/** The canAccess decision time from the server's histogram: all canAccess rows, then each. */
+function decisionReport(byRow: Map<string, Buckets>): DecisionReport | undefined {
+  let all: Buckets | undefined;
+  for (const buckets of byRow.values()) all = all ? addBuckets(all, buckets) : buckets;
+  if (!all) return undefined;
+  const bounds = boundsMicros(all);
+  const last = bounds.at(-1);
+  const rows: Record<string, DecisionSummary> = {};
+  for (const [name, buckets] of byRow) rows[name] = summarise(buckets);
+  const total = summarise(all);
+  const note =
+    "bucket upper bounds, not exact percentiles: p50/p99 are the smallest bucket bound (µs) whose cumulative count reaches 50%/99% of the decisions in the measured time of the canAccess rows (warm-up excluded); null beyond the last finite bound";
+  const describe = (name: string, summary: DecisionSummary) =>
+    `  ${name.padEnd(27)} p50 ${formatBound(summary.p50_us, summary.count, last).padEnd(11)} p99 ${formatBound(summary.p99_us, summary.count, last).padEnd(11)} (${summary.count.toLocaleString("en-US")} decisions)`;
+  return {
+    json: { ...total, bucket_bounds_us: bounds, note, rows },
+    lines: [
+      `canAccess decision time inside the server (${DECISION_HISTOGRAM} from /metrics, measured time only).`,
+      `Bucket upper bounds, not exact percentiles (buckets: ${bounds.join(", ")} µs):`,
+      describe("all canAccess rows", total),
+      ...Object.entries(rows).map(([name, summary]) => describe(name, summary)),
+    ],
   };
 }
 
@@ -246,6 +374,11 @@ async function main(): Promise<number> {
     const startedAt = new Date();
 
     const runs = chosen.map((target) => prepare(target, { bare, aforo }, s));
+    const usedBefore = chosen.some((target) => target.consumes)
+      ? await featureUsed(aforo.url, s, s.entitledCustomerId, METERED_FEATURE)
+      : undefined;
+    // Decision time per canAccess row: the server's histogram scraped around each measured slice.
+    const decisionBuckets = new Map<string, Buckets>();
     const sliceS = options.durationS / options.rounds;
     const order = schedule(runs, options.rounds);
     for (const [index, row] of order.entries()) {
@@ -254,16 +387,31 @@ async function main(): Promise<number> {
       log(
         `bench: [${index + 1}/${order.length}] ${row.target.name} (${row.spec.connections} connections, ${rate}, ${sliceS} s)…`,
       );
-      await runSlice(row, sliceS, options.warmupS);
+      if (row.target.decisions) {
+        let before: Buckets | undefined;
+        await runSlice(row, sliceS, options.warmupS, async () => {
+          before = parseBuckets(await scrapeMetrics(aforo.url), DECISION_HISTOGRAM);
+        });
+        const after = parseBuckets(await scrapeMetrics(aforo.url), DECISION_HISTOGRAM);
+        if (after) {
+          const slice = subtractBuckets(after, before);
+          const sofar = decisionBuckets.get(row.target.name);
+          decisionBuckets.set(row.target.name, sofar ? addBuckets(sofar, slice) : slice);
+        }
+      } else {
+        await runSlice(row, sliceS, options.warmupS);
+      }
       await sleep(300);
     }
     if (interrupted) return 130;
 
     const rows = toRows(runs.map(toMeasurement));
     const tallies = new Map(runs.map((row) => [row.target.name, row.tally]));
-    const verdict = await verify(aforo, s, startedAt, chosen, tallies);
+    const verdict = await verify(aforo, s, startedAt, chosen, tallies, usedBefore);
+    const decision = decisionReport(decisionBuckets);
     if (options.json) {
-      process.stdout.write(`${JSON.stringify(toJson(rows), null, 2)}\n`);
+      const json = { ...toJson(rows), ...(decision ? { can_access_decision: decision.json } : {}) };
+      process.stdout.write(`${JSON.stringify(json, null, 2)}\n`);
     } else {
       const cpu = os.cpus()[0]?.model ?? "unknown CPU";
       process.stdout.write(
@@ -277,6 +425,7 @@ async function main(): Promise<number> {
           "",
           formatTable(rows),
           "",
+          ...(decision ? [...decision.lines, ""] : []),
           `Correctness: ${verdict.ok ? "OK" : "FAILED"}`,
           ...verdict.lines.map((line) => `  ${line}`),
           "",

@@ -1,6 +1,6 @@
 /** Seeds the Aforo server through its public API, as a customer would. */
 import { randomBytes } from "node:crypto";
-import type { Seed } from "./targets.ts";
+import { BOOLEAN_FEATURE, METERED_FEATURE, type Seed } from "./targets.ts";
 
 /** High enough never to throttle a benchmark on one machine (per minute, and burst). */
 const UNTHROTTLED = { limit: 1_000_000_000, burst: 1_000_000_000 };
@@ -52,7 +52,10 @@ function stringField(object: Record<string, unknown>, field: string): string {
   return value;
 }
 
-/** A fresh tenant (so a reused database never mixes runs), a key, a COUNT unit and a customer. */
+/**
+ * A fresh tenant (so a reused database never mixes runs), a key, a COUNT unit, a customer for the
+ * metering rows, and a second customer subscribed to a published offering for the canAccess rows.
+ */
 export async function seed(baseUrl: string, operatorKey: string): Promise<Seed> {
   const runId = randomBytes(6).toString("hex");
   const tenant = await created(
@@ -90,7 +93,99 @@ export async function seed(baseUrl: string, operatorKey: string): Promise<Seed> 
     email: "bench@example.com",
     currency: "USD",
   });
-  return { runId, tenantId, key, customerId: stringField(customer, "id"), metricKey: METRIC_KEY };
+  const entitledCustomerId = await entitledCustomer(baseUrl, asBench);
+  return {
+    runId,
+    tenantId,
+    key,
+    customerId: stringField(customer, "id"),
+    metricKey: METRIC_KEY,
+    entitledCustomerId,
+  };
+}
+
+/** The limit of the metered feature: never reached by a benchmark (overage is allowed anyway). */
+export const SEARCH_LIMIT = "1000000000";
+
+/**
+ * A rate plan granting `search` (metered on the COUNT unit) and `sso` (boolean), a PUBLISHED
+ * offering over it, and a customer with an ACTIVE subscription to it: what canAccess decides on.
+ */
+async function entitledCustomer(baseUrl: string, auth: { key: string; tenant: string }): Promise<string> {
+  const plan = await created(baseUrl, "/v1/rate_plans", auth, {
+    name: "Benchmark plan",
+    currency: "USD",
+    billing_period: { interval: "month", count: 1 },
+    items: [{ model: "PER_UNIT", billable_unit: METRIC_KEY, unit_price: "0.001" }],
+    entitlements: [
+      {
+        feature: METERED_FEATURE,
+        type: "metered",
+        billable_unit: METRIC_KEY,
+        limit: SEARCH_LIMIT,
+        reset: "billing_period",
+        overage: "allow",
+      },
+      { feature: BOOLEAN_FEATURE, type: "boolean" },
+    ],
+  });
+  const offering = await created(baseUrl, "/v1/offerings", auth, {
+    name: "Benchmark offering",
+    rate_plan_ids: [stringField(plan, "id")],
+    billing_mode: "POSTPAID",
+    trial_days: 0,
+    status: "PUBLISHED",
+  });
+  const customer = await created(baseUrl, "/v1/customers", auth, {
+    name: "Benchmark entitled customer",
+    email: "bench-entitled@example.com",
+    currency: "USD",
+  });
+  const customerId = stringField(customer, "id");
+  const subscription = await created(baseUrl, "/v1/subscriptions", auth, {
+    customer_id: customerId,
+    offering_id: stringField(offering, "id"),
+  });
+  if (subscription.status !== "ACTIVE") {
+    throw new Error(`seeding: the subscription is ${String(subscription.status)}, not ACTIVE`);
+  }
+  return customerId;
+}
+
+export type FeatureUsage = { kind: "used"; used: number } | { kind: "unavailable"; note: string };
+
+/** `used` of one feature in GET /v1/entitlements?customer_id= (the counter canAccess decides on). */
+export async function featureUsed(
+  baseUrl: string,
+  s: Seed,
+  customerId: string,
+  feature: string,
+): Promise<FeatureUsage> {
+  const query = new URLSearchParams({ customer_id: customerId });
+  const answer = await call(baseUrl, "GET", `/v1/entitlements?${query}`, { key: s.key, tenant: s.tenantId });
+  if (answer.status !== 200) {
+    return {
+      kind: "unavailable",
+      note: `GET /v1/entitlements answered ${answer.status}: ${JSON.stringify(answer.json).slice(0, 300)}`,
+    };
+  }
+  const data = Array.isArray(answer.json.data) ? (answer.json.data as Record<string, unknown>[]) : [];
+  const used = data.find((entry) => entry.feature === feature)?.used;
+  if (typeof used !== "number") {
+    return {
+      kind: "unavailable",
+      note: `GET /v1/entitlements has no numeric 'used' for '${feature}': ${JSON.stringify(answer.json).slice(0, 300)}`,
+    };
+  }
+  return { kind: "used", used };
+}
+
+/** The server's `/metrics` text (public, like /healthz). */
+export async function scrapeMetrics(baseUrl: string): Promise<string> {
+  const response = await fetch(`${baseUrl}/metrics`);
+  const text = await response.text();
+  if (!response.ok) throw new Error(`GET /metrics answered ${response.status}: ${text.slice(0, 300)}`);
+  return text;
 }
 
 export type UsageCheck = { kind: "total"; total: number } | { kind: "unavailable"; note: string };
@@ -99,9 +194,14 @@ export type UsageCheck = { kind: "total"; total: number } | { kind: "unavailable
  * What the server says it counted for the customer, via GET /v1/usage when that route exists.
  * COUNT counts each accepted event once, so the total is the number of events accepted.
  */
-export async function usageTotal(baseUrl: string, s: Seed, since: Date): Promise<UsageCheck> {
+export async function usageTotal(
+  baseUrl: string,
+  s: Seed,
+  since: Date,
+  customerId: string = s.customerId,
+): Promise<UsageCheck> {
   const query = new URLSearchParams({
-    customer_id: s.customerId,
+    customer_id: customerId,
     metric_id: s.metricKey,
     from: new Date(since.getTime() - 3_600_000).toISOString(),
     to: new Date(Date.now() + 3_600_000).toISOString(),

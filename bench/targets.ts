@@ -13,6 +13,13 @@ export interface Seed {
   customerId: string;
   /** The COUNT billable unit's key. */
   metricKey: string;
+  /**
+   * A second customer, subscribed to a published offering whose plan grants `search` (metered on
+   * the COUNT unit, a huge limit, overage allowed) and `sso` (boolean): the canAccess rows ask about
+   * it. Kept apart from `customerId` so that the metering rows' events never move its `search`
+   * usage, and its consumed usage (recorded as api_calls events) never enters the metering check.
+   */
+  entitledCustomerId: string;
 }
 
 export interface Target {
@@ -33,12 +40,21 @@ export interface Target {
   body?: (seed: Seed, row: string) => () => string;
   /** Metering rows: events in one request (events_per_s = rps × this) and per-event statuses counted. */
   eventsPerRequest?: number;
+  /** canAccess rows: count the answers' `allowed` (every one must be allowed:true). */
+  decisions?: boolean;
+  /** canAccess rows with `consume: true`: the server-side usage must grow by the allowed checks. */
+  consumes?: boolean;
 }
 
 export const SATURATED_CONNECTIONS = 10;
 export const LATENCY_CONNECTIONS = 4;
 /** Fixed load of the single-event latency row: within what the embedded database sustains. */
 export const METER_LATENCY_RATE = 500;
+/** Fixed load of the canAccess latency row (the goal names 2,000 req/s with at most 4 connections). */
+export const CAN_ACCESS_LATENCY_RATE = 2000;
+/** The features the seeded plan grants: `search` is metered, `sso` boolean. */
+export const METERED_FEATURE = "search";
+export const BOOLEAN_FEATURE = "sso";
 
 /** Unique idempotency keys: `<run>.<row>.<n>`; one counter per row and run. */
 function keys(seed: Seed, row: string): () => string {
@@ -62,6 +78,18 @@ export function batchOf(size: number): (seed: Seed, row: string) => () => string
       for (let i = 0; i < size; i++) events[i] = event();
       return `{"events":[${events.join(",")}]}`;
     };
+  };
+}
+
+/** A canAccess body for the entitled customer; the same for every request (no idempotency key). */
+export function canAccessBody(feature: string, consume = false): (seed: Seed) => () => string {
+  return (seed) => {
+    const body = JSON.stringify({
+      customer_id: seed.entitledCustomerId,
+      feature,
+      ...(consume ? { consume: true } : {}),
+    });
+    return () => body;
   };
 }
 
@@ -118,5 +146,39 @@ export const targets: readonly Target[] = [
     eventsPerRequest: 1,
     connections: LATENCY_CONNECTIONS,
     overallRate: METER_LATENCY_RATE,
+  },
+  {
+    // A boolean feature: the cheapest decision.
+    name: "can_access",
+    server: "aforo",
+    method: "POST",
+    path: "/v1/canAccess",
+    authenticated: true,
+    body: canAccessBody(BOOLEAN_FEATURE),
+    decisions: true,
+    baseline: "bare_post",
+  },
+  {
+    // A metered feature, checked and counted in one step (the usage is recorded as an event).
+    name: "can_access_consume",
+    server: "aforo",
+    method: "POST",
+    path: "/v1/canAccess",
+    authenticated: true,
+    body: canAccessBody(METERED_FEATURE, true),
+    decisions: true,
+    consumes: true,
+    baseline: "bare_post",
+  },
+  {
+    name: "can_access_latency_4c_2000",
+    server: "aforo",
+    method: "POST",
+    path: "/v1/canAccess",
+    authenticated: true,
+    body: canAccessBody(METERED_FEATURE),
+    decisions: true,
+    connections: LATENCY_CONNECTIONS,
+    overallRate: CAN_ACCESS_LATENCY_RATE,
   },
 ];

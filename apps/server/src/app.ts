@@ -18,12 +18,16 @@ import "./http/route-config.ts";
 import { ProblemSchema } from "./http/schemas.ts";
 import { buildValidatorCompiler } from "./http/validation.ts";
 import { apiKeyRoutes } from "./modules/api-keys/routes/index.ts";
+import { billRunRoutes } from "./modules/bill-runs/routes/index.ts";
+import { billingRoutes } from "./modules/billing/routes/index.ts";
+import { billingEntityRoutes } from "./modules/billing-entities/routes/index.ts";
 import { catalogRoutes } from "./modules/catalog/routes/index.ts";
 import { customerRoutes } from "./modules/customers/routes/index.ts";
 import { entitlementsRoutes } from "./modules/entitlements/routes/index.ts";
 import { meteringRoutes } from "./modules/metering/routes/index.ts";
 import { pricingRoutes } from "./modules/pricing/routes/index.ts";
 import { subscriptionRoutes } from "./modules/subscriptions/routes/index.ts";
+import { taxRoutes } from "./modules/taxes/routes/index.ts";
 import { tenantRoutes } from "./modules/tenants/routes/index.ts";
 
 export const BODY_LIMIT_BYTES = 1024 * 1024;
@@ -72,11 +76,11 @@ export async function buildApp(context: AppContext, options: BuildAppOptions = {
     ),
   );
 
+  // One onRequest hook, not three: each hook is a promise per request on the hot paths.
+  const authenticate = createAuthHook(context.keys, context.tenants);
   app.addHook("onRequest", async (request, reply) => {
     reply.header("X-Request-Id", request.id);
-  });
-  app.addHook("onRequest", createAuthHook(context.keys, context.tenants));
-  app.addHook("onRequest", async (request, reply) => {
+    await authenticate(request);
     const auth = request.auth;
     if (!auth) return;
     const rateClass = request.routeOptions.config.rateLimit ?? "management";
@@ -112,5 +116,9 @@ export async function buildApp(context: AppContext, options: BuildAppOptions = {
   await app.register(pricingRoutes, { context });
   await app.register(customerRoutes, { context });
   await app.register(subscriptionRoutes, { context });
+  await app.register(billRunRoutes, { context });
+  await app.register(billingEntityRoutes, { context });
+  await app.register(taxRoutes, { context });
+  await app.register(billingRoutes, { context });
   return app;
 }

@@ -3,16 +3,24 @@ import type { Config } from "./config.ts";
 import type { DatabaseHandle } from "./db/database.ts";
 import { createMetrics, type Metrics } from "./http/observability.ts";
 import { RateLimiter } from "./http/rate-limit/limiter.ts";
+import { PgBossQueue } from "./jobs/pg-boss-queue.ts";
+import type { JobQueue } from "./jobs/queue.ts";
 import { ApiKeyService } from "./modules/api-keys/service.ts";
+import { ClosedPeriods } from "./modules/bill-runs/closed-periods.ts";
+import { BillRunService } from "./modules/bill-runs/service.ts";
+import { BillingService } from "./modules/billing/service.ts";
+import { BillingEntityService } from "./modules/billing-entities/service.ts";
 import { CatalogService } from "./modules/catalog/service.ts";
 import { CustomerService } from "./modules/customers/service.ts";
 import { EntitlementService } from "./modules/entitlements/service.ts";
+import { DEFAULT_BACKDATING_LIMIT_DAYS } from "./modules/metering/domain/timing.ts";
 import { ImportService } from "./modules/metering/imports/service.ts";
 import { MeteringReadService } from "./modules/metering/read-service.ts";
 import { MeteringService } from "./modules/metering/service.ts";
 import { SubscriptionEnrichment } from "./modules/metering/subscription-enrichment.ts";
 import { PricingService } from "./modules/pricing/service.ts";
 import { SubscriptionService } from "./modules/subscriptions/service.ts";
+import { TaxService } from "./modules/taxes/service.ts";
 import { TenantService } from "./modules/tenants/service.ts";
 
 /** Every service, built once per process (or per test) around one database and one clock. */
@@ -29,9 +37,14 @@ export interface AppContext {
   customers: CustomerService;
   metering: MeteringService;
   subscriptions: SubscriptionService;
+  billingEntities: BillingEntityService;
+  taxes: TaxService;
   imports: ImportService;
   entitlements: EntitlementService;
   meteringReads: MeteringReadService;
+  billRuns: BillRunService;
+  billing: BillingService;
+  jobs: JobQueue;
   /** Stops background work the services started (listeners, timers). */
   stop(): Promise<void>;
 }
@@ -49,6 +62,9 @@ export async function createContext(
   const stopKeys = await keys.start();
   await tenants.start();
   const stopCustomers = await customers.start();
+  const billingEntities = new BillingEntityService(database, clock);
+  const taxes = new TaxService(database, clock);
+  const stopTaxes = await taxes.start();
   const stopCatalog = await catalog.start();
   const stopPricing = await pricing.start();
   const subscriptions = new SubscriptionService(database, clock, { pricing, customers, keys });
@@ -67,6 +83,34 @@ export async function createContext(
   const stopEntitlements = await entitlements.start();
   metering.enrichment = new SubscriptionEnrichment(subscriptions, pricing.versions, entitlements.counters);
   imports.start();
+  // Bill runs: periods already invoiced are closed to usage before anything is ingested.
+  const closedPeriods = new ClosedPeriods();
+  await closedPeriods.load(
+    database.db,
+    new Date(clock.now().getTime() - (DEFAULT_BACKDATING_LIMIT_DAYS + 1) * 86_400_000),
+  );
+  metering.closedPeriods = closedPeriods;
+  const jobs = new PgBossQueue(database);
+  await jobs.start();
+  const billRuns = new BillRunService(database, clock, {
+    subscriptions,
+    versions: pricing.versions,
+    closedPeriods,
+    jobs,
+  });
+  await billRuns.start();
+  const meteringReads = new MeteringReadService(database, clock, catalog);
+  const billing = new BillingService(database, clock, {
+    subscriptions,
+    pricing,
+    customers,
+    meteringReads,
+    billingEntities,
+    taxes,
+  });
+  // Bill runs invoice through billing's pipeline, and the daily job also marks overdue invoices.
+  billRuns.invoicing = billing;
+  billRuns.overdue = billing;
   return {
     config,
     database,
@@ -80,11 +124,18 @@ export async function createContext(
     customers,
     metering,
     subscriptions,
+    billingEntities,
+    taxes,
     imports,
     entitlements,
-    meteringReads: new MeteringReadService(database, clock, catalog),
+    meteringReads,
+    billRuns,
+    billing,
+    jobs,
     stop: async () => {
+      await jobs.stop();
       await imports.stop();
+      await entitlements.settle();
       await metering.drain();
       await stopEntitlements();
       await stopSubscriptions();
@@ -92,6 +143,7 @@ export async function createContext(
       await stopPricing();
       await stopKeys();
       await stopCustomers();
+      await stopTaxes();
     },
   };
 }

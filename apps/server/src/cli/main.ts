@@ -1,4 +1,5 @@
 import { Command } from "commander";
+import { registerBillRunCommand } from "./bill-run-command.ts";
 import { registerDatabaseCommands } from "./database-commands.ts";
 import { registerImportCommand } from "./import-command.ts";
 import { registerKeyCommands } from "./key-commands.ts";
@@ -18,5 +19,6 @@ registerTenantCommands(program);
 registerKeyCommands(program);
 registerPriceCommand(program);
 registerImportCommand(program);
+registerBillRunCommand(program);
 
 await program.parseAsync(process.argv);

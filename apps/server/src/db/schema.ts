@@ -1,9 +1,13 @@
 import type { ColumnType, Generated, JSONColumnType } from "kysely";
+import type { BillRunTables } from "../modules/bill-runs/tables.ts";
+import type { BillingTables } from "../modules/billing/tables.ts";
+import type { BillingEntityTables } from "../modules/billing-entities/tables.ts";
 import type { CustomerTables } from "../modules/customers/tables.ts";
 import type { EntitlementTables } from "../modules/entitlements/tables.ts";
 import type { MeteringTables } from "../modules/metering/tables.ts";
 import type { PricingTables } from "../modules/pricing/tables.ts";
 import type { SubscriptionTables } from "../modules/subscriptions/tables.ts";
+import type { TaxTables } from "../modules/taxes/tables.ts";
 
 /** Timestamps are written as Date (or ISO strings) and read back as Date. */
 export type Timestamp = ColumnType<Date, Date | string, Date | string>;
@@ -113,7 +117,11 @@ export interface Database
     PricingTables,
     CustomerTables,
     SubscriptionTables,
-    EntitlementTables {
+    EntitlementTables,
+    BillRunTables,
+    BillingEntityTables,
+    TaxTables,
+    BillingTables {
   system_state: SystemStateTable;
   tenants: TenantsTable;
   api_keys: ApiKeysTable;

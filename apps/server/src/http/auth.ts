@@ -63,7 +63,9 @@ export function createAuthHook(keys: ApiKeyService, tenants: TenantService) {
       scopes: key.scopes,
       tenant,
       mode: key.mode,
-      rateLimits: key.rateLimits,
+      // A key's own overrides win over its tenant's, class by class.
+      rateLimits:
+        tenant.rateLimits || key.rateLimits ? { ...tenant.rateLimits, ...key.rateLimits } : undefined,
     };
   };
 }

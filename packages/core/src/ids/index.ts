@@ -28,6 +28,8 @@ export const idPrefixes = {
   webhookSource: "ws",
   ledgerEntry: "le",
   decision: "dec",
+  billingEntity: "be",
+  taxRate: "txr",
 } as const;
 
 export type IdKind = keyof typeof idPrefixes;

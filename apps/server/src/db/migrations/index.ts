@@ -7,6 +7,9 @@ import * as consumerKeys from "./0006_consumer_keys.ts";
 import * as usageReads from "./0007_usage_reads.ts";
 import * as subscriptions from "./0008_subscriptions.ts";
 import * as entitlements from "./0009_entitlements.ts";
+import * as billingEntitiesTaxes from "./0010_billing_entities_taxes.ts";
+import * as invoices from "./0011_invoices.ts";
+import * as billRuns from "./0012_bill_runs.ts";
 
 /** Every migration, in order. Forward-only: append, never edit or reorder. */
 export const migrations: Record<string, Migration> = {
@@ -18,4 +21,7 @@ export const migrations: Record<string, Migration> = {
   "0007_usage_reads": usageReads,
   "0008_subscriptions": subscriptions,
   "0009_entitlements": entitlements,
+  "0010_billing_entities_taxes": billingEntitiesTaxes,
+  "0011_invoices": invoices,
+  "0012_bill_runs": billRuns,
 };

@@ -33,7 +33,12 @@ export interface BillingEntities {
    * The next invoice number of the entity, without gaps: call inside the transaction that
    * finalises the invoice; the counter row is locked until that transaction ends.
    */
-  nextInvoiceNumber(scope: TenantScope, entityId: string, issuedAt: Date, trx: Kysely<Database>): Promise<string>;
+  nextInvoiceNumber(
+    scope: TenantScope,
+    entityId: string,
+    issuedAt: Date,
+    trx: Kysely<Database>,
+  ): Promise<string>;
 }
 
 export interface TaxContext {
@@ -71,7 +76,13 @@ export interface TaxResult {
 
 /** What an external tax service (Avalara, Stripe Tax, …) would implement. */
 export interface TaxProvider {
-  calculate(scope: TenantScope, context: TaxContext, currency: string, lines: TaxableLine[], at: Date): Promise<TaxResult>;
+  calculate(
+    scope: TenantScope,
+    context: TaxContext,
+    currency: string,
+    lines: TaxableLine[],
+    at: Date,
+  ): Promise<TaxResult>;
 }
 
 export interface BillingPeriod {

@@ -147,8 +147,7 @@ describe("POST /v1/canAccess", () => {
     );
     expect(answers.filter((a) => a.statusCode === 200)).toHaveLength(50);
     expect(answers.filter((a) => a.statusCode === 429)).toHaveLength(70);
-    await t.context.metering.drain();
-    await new Promise((resolve) => setTimeout(resolve, 50));
+    await t.context.entitlements.settle();
     const stored = await t.database.db
       .selectFrom("usage_events")
       .select("id")
@@ -264,11 +263,9 @@ describe("POST /v1/canAccess", () => {
   it("does not count a retried consuming check with the same idempotency key twice", async () => {
     const { customerId } = await subscribedCustomer();
     await check({ customer_id: customerId, feature: "search", consume: true, idempotency_key: "once" });
-    await t.context.metering.drain();
-    await new Promise((resolve) => setTimeout(resolve, 20));
+    await t.context.entitlements.settle();
     await check({ customer_id: customerId, feature: "search", consume: true, idempotency_key: "once" });
-    await t.context.metering.drain();
-    await new Promise((resolve) => setTimeout(resolve, 20));
+    await t.context.entitlements.settle();
     expect((await check({ customer_id: customerId, feature: "search" })).json().remaining_quota).toBe(49);
   });
 
@@ -279,8 +276,7 @@ describe("POST /v1/canAccess", () => {
       ...f.as,
       body: { customer_id: customerId, metric_id: "tokens", properties: { tokens: 250 } },
     });
-    await t.context.metering.drain();
-    await new Promise((resolve) => setTimeout(resolve, 20));
+    await t.context.entitlements.settle();
     const restarted = await createContext(testConfig(), t.database, t.clock);
     try {
       const scope = { tenantId: f.tenant.id, mode: "test" as const };

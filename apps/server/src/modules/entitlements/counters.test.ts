@@ -36,4 +36,23 @@ describe("usage counters", () => {
     expect(counters.used(key, fixedWindow("day", at("2026-11-28T23:59:59.999Z")))).toBe(10);
     expect(counters.used(key, fixedWindow("day", at("2026-11-29T00:00:00Z")))).toBe(0);
   });
+
+  it("keeps counting a window that started mid-hour long after its minute buckets are gone", () => {
+    const counters = new UsageCounters();
+    const key = UsageCounters.key("ten", "test", "cus", "bu");
+    const period = { startMs: at("2026-11-15T10:37:00Z"), endMs: at("2026-12-15T00:00:00Z") };
+    counters.add(key, at("2026-11-15T10:40:00Z"), 5);
+    counters.add(key, at("2026-11-20T08:00:00Z"), 1);
+    // The 10:40 minute bucket has been pruned by now; the hour bucket still holds it.
+    expect(counters.used(key, period)).toBe(6);
+  });
+
+  it("is exact at the end of a window that ends mid-hour", () => {
+    const counters = new UsageCounters();
+    const key = UsageCounters.key("ten", "test", "cus", "bu");
+    const trial = { startMs: at("2026-11-01T10:37:00Z"), endMs: at("2026-11-15T10:37:00Z") };
+    counters.add(key, at("2026-11-15T10:36:59Z"), 2);
+    counters.add(key, at("2026-11-15T10:37:00Z"), 3);
+    expect(counters.used(key, trial)).toBe(2);
+  });
 });

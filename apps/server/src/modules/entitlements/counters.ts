@@ -72,15 +72,17 @@ export class UsageCounters {
     this.#series.clear();
   }
 
+  /**
+   * Whole hours from hour buckets, the current partial hour from minute buckets (kept two hours).
+   * A window that starts mid-hour (a subscription's first period, a trial) counts from the top of
+   * that hour: minute buckets of a start long past are gone, and usage in the minutes before a
+   * subscription began is rare; the end is exact, so a quota renews at its boundary instant.
+   */
   #sum(series: Series, window: Window): number {
-    const hourAligned =
-      window.startMs === hourStart(window.startMs) && window.endMs === hourStart(window.endMs);
-    const buckets = hourAligned ? series.hours : series.minutes;
-    let total = 0;
-    for (const [start, amount] of buckets) {
-      if (start >= window.startMs && start < window.endMs) total += amount;
-    }
-    return total;
+    const firstHour = hourStart(window.startMs);
+    const lastHour = hourStart(window.endMs);
+    if (firstHour === lastHour) return sumRange(series.minutes, window.startMs, window.endMs);
+    return sumRange(series.hours, firstHour, lastHour) + sumRange(series.minutes, lastHour, window.endMs);
   }
 
   #get(key: string): Series {
@@ -99,4 +101,12 @@ export class UsageCounters {
     for (const start of series.minutes.keys())
       if (start < nowMs - RETAIN_MINUTES_MS) series.minutes.delete(start);
   }
+}
+
+function sumRange(buckets: Map<number, number>, fromMs: number, toMs: number): number {
+  let total = 0;
+  for (const [start, amount] of buckets) {
+    if (start >= fromMs && start < toMs) total += amount;
+  }
+  return total;
 }

@@ -6,6 +6,7 @@ import type { TenantScope } from "../../http/route-config.ts";
 import type { ApiKeyService } from "../api-keys/service.ts";
 import type { CatalogService } from "../catalog/service.ts";
 import type { CustomerService } from "../customers/service.ts";
+import type { MeterEventInput } from "../metering/domain/event-input.ts";
 import type { MeteringService } from "../metering/service.ts";
 import type { EventRow } from "../metering/writer.ts";
 import type { PricingService } from "../pricing/service.ts";
@@ -69,6 +70,7 @@ export class EntitlementService {
   /** Idempotency keys of usage a consuming check already counted: metering must not count it again. */
   readonly #preCounted = new Set<string>();
   readonly #walletEmpty = new Set<string>();
+  readonly #pending = new Set<Promise<void>>();
   #sequence = 0;
 
   constructor(database: DatabaseHandle, clock: Clock, deps: Dependencies) {
@@ -76,6 +78,8 @@ export class EntitlementService {
     this.#deps = deps;
     this.audit = new DecisionAudit(database, clock);
     deps.metering.onAccepted((rows) => this.#count(rows));
+    // A version made by another process can arrive after a snapshot that pins it was built.
+    deps.pricing.versions.onLoaded(() => this.#snapshots.clear());
     deps.subscriptions.onChange((subscription) =>
       this.invalidate(subscription.tenantId, subscription.mode, subscription.customerId),
     );
@@ -286,7 +290,31 @@ export class EntitlementService {
       properties: unit.field ? { [unit.field]: amount } : {},
     }));
     for (const key of events) this.#preCounted.add(preCountedKey(scope, key));
-    this.#deps.metering.ingest(scope, inputs, "api").then(
+    // Handed to metering after the answer is sent: the decision never waits for event preparation.
+    const handedOver = new Promise<void>((resolve) => {
+      setImmediate(() => {
+        this.#ingestConsumption(scope, inputs, events, base, amount, counterKey, nowMs).finally(resolve);
+      });
+    });
+    this.#pending.add(handedOver);
+    void handedOver.finally(() => this.#pending.delete(handedOver));
+  }
+
+  /** Resolves when every consumption recorded so far is committed (shutdown, tests). */
+  async settle(): Promise<void> {
+    while (this.#pending.size > 0) await Promise.all([...this.#pending]);
+  }
+
+  #ingestConsumption(
+    scope: TenantScope,
+    inputs: MeterEventInput[],
+    events: string[],
+    base: string,
+    amount: number,
+    counterKey: string,
+    nowMs: number,
+  ): Promise<void> {
+    return this.#deps.metering.ingest(scope, inputs, "api").then(
       (results) => {
         results.forEach((result, index) => {
           const key = events[index] ?? base;

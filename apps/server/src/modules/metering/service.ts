@@ -44,6 +44,11 @@ export interface EnrichmentSource {
   };
 }
 
+/** Whether a finalised invoice already covers the instant for this customer and unit (from memory). */
+export interface ClosedPeriodCheck {
+  isClosed(scope: TenantScope, customerId: string, unitId: string, at: Date): boolean;
+}
+
 /** Told of every event the moment it is committed, before its sender is answered (counters). */
 export type AcceptedListener = (rows: readonly EventRow[]) => void;
 
@@ -64,6 +69,8 @@ export class MeteringService {
   readonly #writer: EventWriter;
   readonly #listeners: AcceptedListener[] = [];
   enrichment: EnrichmentSource = noEnrichment;
+  /** Which instants finalised invoices cover (bill runs fill it; see modules/bill-runs/closed-periods.ts). */
+  closedPeriods: ClosedPeriodCheck | undefined;
 
   constructor(
     database: DatabaseHandle,
@@ -173,7 +180,13 @@ export class MeteringService {
     }
     const customerId = this.#resolveCustomer(scope, event);
     const occurredAt = event.occurredAt ?? now;
-    const timing = judgeTiming(occurredAt, now, { backdatingLimitDays: DEFAULT_BACKDATING_LIMIT_DAYS });
+    const closedPeriods = this.closedPeriods;
+    const timing = judgeTiming(occurredAt, now, {
+      backdatingLimitDays: DEFAULT_BACKDATING_LIMIT_DAYS,
+      // Bill runs (issue 6): an instant a final invoice already covers is kept for reconciliation,
+      // not counted, and billed as an adjustment on the next invoice (never dropped, never twice).
+      periodClosed: closedPeriods && ((at) => closedPeriods.isClosed(scope, customerId, unit.id, at)),
+    });
     if (timing.kind === "clock-skew") {
       throw new AforoError(
         "clock-skew",

@@ -17,6 +17,12 @@ export interface CachedVersion {
  */
 export class RatePlanVersionCache {
   readonly #versions = new Map<string, CachedVersion>();
+  readonly #listeners: ((version: CachedVersion) => void)[] = [];
+
+  /** Told of versions learnt from other processes, so that snapshots built without them are dropped. */
+  onLoaded(listener: (version: CachedVersion) => void): void {
+    this.#listeners.push(listener);
+  }
 
   static key(ratePlanId: string, version: number): string {
     return `${ratePlanId}:${version}`;
@@ -57,6 +63,7 @@ export class RatePlanVersionCache {
       definition: row.definition,
     };
     this.put(cached);
+    for (const listener of this.#listeners) listener(cached);
     return cached;
   }
 

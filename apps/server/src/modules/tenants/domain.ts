@@ -1,9 +1,16 @@
 import { hasIdPrefix } from "@aforo/core";
 
+export interface RateLimitOverride {
+  limit: number;
+  burst: number;
+}
+
 export interface Tenant {
   id: string;
   slug: string;
   name: string;
+  /** Per-class overrides of the contract's default rate limits, for every key of the tenant. */
+  rateLimits: Record<string, RateLimitOverride> | undefined;
   createdAt: Date;
 }
 

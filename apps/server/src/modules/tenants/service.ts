@@ -79,7 +79,13 @@ export class TenantService {
         ],
       });
     }
-    const tenant: Tenant = { id: newId("tenant"), slug, name, createdAt: this.#clock.now() };
+    const tenant: Tenant = {
+      id: newId("tenant"),
+      slug,
+      name,
+      rateLimits: undefined,
+      createdAt: this.#clock.now(),
+    };
     const created = await this.#database.db.transaction().execute(async (trx) => {
       if (await store.slugExists(trx, slug)) {
         throw new AforoError("conflict", `A tenant with slug '${slug}' already exists.`);
@@ -97,6 +103,20 @@ export class TenantService {
     });
     this.#remember(tenant);
     return created;
+  }
+
+  /** Renames a tenant or sets its rate-limit overrides (operator only). */
+  async update(
+    idOrSlug: string,
+    changes: { name?: string; rateLimits?: Tenant["rateLimits"] },
+  ): Promise<Tenant> {
+    const current = await this.get(idOrSlug);
+    const updated = await this.#database.db
+      .transaction()
+      .execute((trx) => store.updateTenant(trx, current.id, changes));
+    if (!updated) throw new AforoError("not-found", `No tenant with id or slug '${idOrSlug}'.`);
+    this.#remember(updated);
+    return updated;
   }
 
   async #freeSlug(base: string): Promise<string> {

@@ -61,4 +61,27 @@ describe("tenants", () => {
     expect(list.json()).toMatchObject({ has_more: true });
     expect(list.json().data).toHaveLength(1);
   });
+
+  it("applies a tenant's rate-limit overrides to its keys, with a key's own overrides winning", async () => {
+    const tenant = await t.createTenant();
+    const patched = await t.request("PATCH", `/v1/tenants/${tenant.id}`, {
+      key: t.operatorKey,
+      body: { rate_limits: { management: { limit: 60, burst: 1 } } },
+    });
+    expect(patched.statusCode).toBe(200);
+    expect(patched.json().rate_limits).toEqual({ management: { limit: 60, burst: 1 } });
+    const as = { key: tenant.testKey, tenant: tenant.id };
+    const first = await t.request("GET", "/v1/api_keys", as);
+    expect(first.headers["x-ratelimit-limit"]).toBe("60");
+    expect((await t.request("GET", "/v1/api_keys", as)).statusCode).toBe(429);
+
+    t.clock.advance(2_000);
+    const generous = await t.request("POST", "/v1/api_keys", {
+      ...as,
+      body: { mode: "test", rate_limits: { management: { limit: 6000, burst: 100 } } },
+    });
+    expect(generous.statusCode).toBe(201);
+    const own = { key: generous.json().key, tenant: tenant.id };
+    for (let i = 0; i < 5; i++) expect((await t.request("GET", "/v1/api_keys", own)).statusCode).toBe(200);
+  });
 });

@@ -12,6 +12,11 @@ const TenantSchema = Type.Object(
     slug: Type.String(),
     name: Type.String(),
     created_at: Type.String(),
+    rate_limits: Type.Optional(
+      Type.Record(Type.String(), Type.Object({ limit: Type.Integer(), burst: Type.Integer() }), {
+        description: "per-class overrides of the default rate limits for every key of the tenant",
+      }),
+    ),
   },
   { $id: "Tenant" },
 );
@@ -33,6 +38,7 @@ export function toApi(tenant: Tenant) {
     slug: tenant.slug,
     name: tenant.name,
     created_at: tenant.createdAt.toISOString(),
+    ...(tenant.rateLimits ? { rate_limits: tenant.rateLimits } : {}),
   };
 }
 
@@ -84,6 +90,41 @@ export async function tenantRoutes(app: FastifyInstance, { context }: { context:
       });
       return { data: page.data.map(toApi), has_more: page.has_more };
     },
+  );
+
+  const RateLimitOverride = Type.Object({
+    limit: Type.Integer({ minimum: 1 }),
+    burst: Type.Integer({ minimum: 1 }),
+  });
+  const patch = {
+    config: operator,
+    schema: {
+      tags,
+      summary: "Rename a tenant or set rate-limit overrides for all its keys (operator key)",
+      description:
+        "rate_limits override the contract's defaults per class (requests per minute and burst); a key's own rate_limits win over the tenant's.",
+      params: IdParams,
+      body: Type.Object({
+        name: Type.Optional(Type.String({ minLength: 1, maxLength: 200 })),
+        rate_limits: Type.Optional(
+          Type.Object({
+            meter: Type.Optional(RateLimitOverride),
+            canAccess: Type.Optional(RateLimitOverride),
+            entitlements: Type.Optional(RateLimitOverride),
+            management: Type.Optional(RateLimitOverride),
+          }),
+        ),
+      }),
+      response: { 200: Type.Ref("Tenant"), ...problemResponses(404) },
+    },
+  };
+  routes.patch("/v1/tenants/:id", patch, async (request) =>
+    toApi(
+      await context.tenants.update(request.params.id, {
+        name: request.body.name,
+        rateLimits: request.body.rate_limits,
+      }),
+    ),
   );
 
   routes.get(

@@ -1,0 +1,92 @@
+import type { PlanItem, RoundingMode } from "@aforo/core";
+import type { TaxableLine, TaxContext, TaxResult } from "../../ports.ts";
+import type { InvoiceLine, TraceEntry } from "../invoice.ts";
+
+/** Every stage is `(input) => StageResult<output>`: no I/O, no clock, the same answer every time. */
+export interface StageResult<T> {
+  output: T;
+  trace: TraceEntry[];
+}
+
+export interface Period {
+  start: Date;
+  end: Date;
+}
+
+/** A pinned rate plan version, as the pipeline needs it. */
+export interface PricedPlan {
+  ratePlanId: string;
+  version: number;
+  name: string;
+  currency: string;
+  rounding: RoundingMode;
+  items: readonly (PlanItem & { billable_unit_id?: string })[];
+  /** Decimal strings in the plan currency, or null. */
+  minimumCommitment: string | null;
+  maximumSpend: string | null;
+}
+
+/** One billable unit's usage of the customer over the period, as the metering read service aggregated it. */
+export interface UsageReading {
+  unitKey: string;
+  aggregation: string;
+  quantity: string;
+}
+
+export interface AppliedPromotion {
+  promotionId: string;
+  code: string;
+  percentOff: string | null;
+  /** A decimal amount in `currency`. */
+  amountOff: string | null;
+  currency: string | null;
+  duration: "once" | "repeating" | "forever";
+  durationInPeriods: number | null;
+}
+
+/** What the tax stage asks the TaxProvider (the only step that is not pure, run by runPipeline). */
+export type TaxCalculator = (lines: TaxableLine[]) => Promise<TaxResult>;
+
+export interface PipelineInput {
+  currency: string;
+  /** The period being invoiced: usage and in-arrears fees are for it. */
+  period: Period;
+  /**
+   * Periods whose in-advance flat fees this invoice charges: the period being opened (the next one,
+   * unless the subscription ends) and, on a subscription's first paid period, that period itself.
+   */
+  advancePeriods: Period[];
+  /** False for a trial period: no usage and no in-arrears fees are charged. */
+  chargeUsage: boolean;
+  plans: PricedPlan[];
+  usage: UsageReading[];
+  /** Allowance carried into this period, per unit key (stored by the previous period's invoice). */
+  carryIn: Record<string, string>;
+  promotion: AppliedPromotion | null;
+  /** Earlier periods of this subscription that the same promotion discounted. */
+  periodsAlreadyDiscounted: number;
+  taxContext: TaxContext;
+}
+
+/** A line before tax: the tax stage fills `taxMinor`. */
+export type DraftLine = Omit<InvoiceLine, "taxMinor">;
+
+/** Every usage item of every pinned plan, in plan order. */
+export interface PlanUsageItem {
+  plan: PricedPlan;
+  item: Exclude<PricedPlan["items"][number], { model: "FLAT_RATE" }>;
+}
+
+export function usageItemsOf(plans: readonly PricedPlan[]): PlanUsageItem[] {
+  return plans.flatMap((plan) =>
+    plan.items.flatMap((item) => (item.model === "FLAT_RATE" ? [] : [{ plan, item }])),
+  );
+}
+
+export function usageOf(usage: readonly UsageReading[], unitKey: string): string {
+  return usage.find((reading) => reading.unitKey === unitKey)?.quantity ?? "0";
+}
+
+export function lookup(record: Record<string, string>, key: string): string | undefined {
+  return Object.hasOwn(record, key) ? record[key] : undefined;
+}
