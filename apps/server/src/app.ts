@@ -29,6 +29,7 @@ import { pricingRoutes } from "./modules/pricing/routes/index.ts";
 import { subscriptionRoutes } from "./modules/subscriptions/routes/index.ts";
 import { taxRoutes } from "./modules/taxes/routes/index.ts";
 import { tenantRoutes } from "./modules/tenants/routes/index.ts";
+import { walletRoutes } from "./modules/wallets/routes/index.ts";
 
 export const BODY_LIMIT_BYTES = 1024 * 1024;
 
@@ -120,5 +121,6 @@ export async function buildApp(context: AppContext, options: BuildAppOptions = {
   await app.register(billingEntityRoutes, { context });
   await app.register(taxRoutes, { context });
   await app.register(billingRoutes, { context });
+  await app.register(walletRoutes, { context });
   return app;
 }

@@ -22,6 +22,7 @@ import { PricingService } from "./modules/pricing/service.ts";
 import { SubscriptionService } from "./modules/subscriptions/service.ts";
 import { TaxService } from "./modules/taxes/service.ts";
 import { TenantService } from "./modules/tenants/service.ts";
+import { WalletService } from "./modules/wallets/service.ts";
 
 /** Every service, built once per process (or per test) around one database and one clock. */
 export interface AppContext {
@@ -44,16 +45,27 @@ export interface AppContext {
   meteringReads: MeteringReadService;
   billRuns: BillRunService;
   billing: BillingService;
+  wallets: WalletService;
   jobs: JobQueue;
   /** Stops background work the services started (listeners, timers). */
   stop(): Promise<void>;
+}
+
+export interface ContextOptions {
+  /**
+   * Start background work: the job queue with its workers and schedules, and the import runner.
+   * Default true; a CLI command (one action, then exit) passes false.
+   */
+  background?: boolean;
 }
 
 export async function createContext(
   config: Config,
   database: DatabaseHandle,
   clock: Clock,
+  options: ContextOptions = {},
 ): Promise<AppContext> {
+  const background = options.background ?? true;
   const keys = new ApiKeyService(database, clock, config.operatorKey);
   const tenants = new TenantService(database, keys, clock);
   const catalog = new CatalogService(database, clock);
@@ -82,7 +94,7 @@ export async function createContext(
   // Counters are rebuilt before anything is ingested, so no event is counted twice.
   const stopEntitlements = await entitlements.start();
   metering.enrichment = new SubscriptionEnrichment(subscriptions, pricing.versions, entitlements.counters);
-  imports.start();
+  if (background) imports.start();
   // Bill runs: periods already invoiced are closed to usage before anything is ingested.
   const closedPeriods = new ClosedPeriods();
   await closedPeriods.load(
@@ -91,14 +103,14 @@ export async function createContext(
   );
   metering.closedPeriods = closedPeriods;
   const jobs = new PgBossQueue(database);
-  await jobs.start();
+  if (background) await jobs.start();
   const billRuns = new BillRunService(database, clock, {
     subscriptions,
     versions: pricing.versions,
     closedPeriods,
     jobs,
   });
-  await billRuns.start();
+  if (background) await billRuns.start();
   const meteringReads = new MeteringReadService(database, clock, catalog);
   const billing = new BillingService(database, clock, {
     subscriptions,
@@ -107,7 +119,14 @@ export async function createContext(
     meteringReads,
     billingEntities,
     taxes,
+    // Late events become adjustments on the next invoice; every final invoice closes its period.
+    lateUsage: billRuns,
+    closedPeriods,
   });
+  // Wallets tell the edge when a prepaid customer runs dry, so they start after entitlements.
+  const wallets = new WalletService(database, clock, { customers, pricing, subscriptions, entitlements });
+  subscriptions.wallets = wallets;
+  const stopWallets = await wallets.start();
   // Bill runs invoice through billing's pipeline, and the daily job also marks overdue invoices.
   billRuns.invoicing = billing;
   billRuns.overdue = billing;
@@ -131,8 +150,10 @@ export async function createContext(
     meteringReads,
     billRuns,
     billing,
+    wallets,
     jobs,
     stop: async () => {
+      await stopWallets();
       await jobs.stop();
       await imports.stop();
       await entitlements.settle();

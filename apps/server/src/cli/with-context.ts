@@ -25,7 +25,8 @@ export async function withContext(run: (context: AppContext) => Promise<void>): 
   let failure: string | undefined;
   try {
     await migrateToLatest(database.db);
-    const context = await createContext(config, database, systemClock);
+    // One command, then exit: no job workers, schedules or import runner.
+    const context = await createContext(config, database, systemClock, { background: false });
     try {
       await run(context);
     } finally {

@@ -8,6 +8,7 @@ import type { MeteringTables } from "../modules/metering/tables.ts";
 import type { PricingTables } from "../modules/pricing/tables.ts";
 import type { SubscriptionTables } from "../modules/subscriptions/tables.ts";
 import type { TaxTables } from "../modules/taxes/tables.ts";
+import type { WalletTables } from "../modules/wallets/tables.ts";
 
 /** Timestamps are written as Date (or ISO strings) and read back as Date. */
 export type Timestamp = ColumnType<Date, Date | string, Date | string>;
@@ -121,7 +122,8 @@ export interface Database
     BillRunTables,
     BillingEntityTables,
     TaxTables,
-    BillingTables {
+    BillingTables,
+    WalletTables {
   system_state: SystemStateTable;
   tenants: TenantsTable;
   api_keys: ApiKeysTable;

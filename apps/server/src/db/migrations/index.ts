@@ -10,6 +10,7 @@ import * as entitlements from "./0009_entitlements.ts";
 import * as billingEntitiesTaxes from "./0010_billing_entities_taxes.ts";
 import * as invoices from "./0011_invoices.ts";
 import * as billRuns from "./0012_bill_runs.ts";
+import * as wallets from "./0014_wallets.ts";
 
 /** Every migration, in order. Forward-only: append, never edit or reorder. */
 export const migrations: Record<string, Migration> = {
@@ -24,4 +25,5 @@ export const migrations: Record<string, Migration> = {
   "0010_billing_entities_taxes": billingEntitiesTaxes,
   "0011_invoices": invoices,
   "0012_bill_runs": billRuns,
+  "0014_wallets": wallets,
 };

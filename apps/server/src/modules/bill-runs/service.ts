@@ -7,6 +7,7 @@ import type { Database } from "../../db/schema.ts";
 import type { TenantScope } from "../../http/route-config.ts";
 import type { JobQueue } from "../../jobs/queue.ts";
 import type { PeriodInvoicing } from "../billing/ports.ts";
+import { analyzeUsageTables } from "../metering/store/usage.ts";
 import type { RatePlanVersionCache } from "../pricing/version-cache.ts";
 import type { Period } from "../subscriptions/domain/period.ts";
 import type { Subscription } from "../subscriptions/domain/subscription.ts";
@@ -65,6 +66,8 @@ export interface OverdueMarker {
 }
 
 const HEARTBEAT_EVERY_MS = 5_000;
+/** Usage statistics are refreshed before a run at most this often (per process). */
+const STATISTICS_EVERY_MS = 10 * 60_000;
 
 function notFound(id: string): AforoError {
   return new AforoError("not-found", `No bill run with id '${id}' exists in this tenant and mode.`);
@@ -90,6 +93,7 @@ export class BillRunService {
   readonly #abandonAfterMs: number;
   readonly #pageSize: number;
   readonly #concurrency: number;
+  #statisticsRefreshedMs = Number.NEGATIVE_INFINITY;
   /** Set once billing exists (context.ts); a run without it fails. */
   invoicing: PeriodInvoicing | undefined;
   overdue: OverdueMarker = {};
@@ -236,6 +240,7 @@ export class BillRunService {
     try {
       progress.subscriptionsTotal = await store.countSubscriptions(this.#db, scope);
       if (!(await store.saveProgress(this.#db, run, progress))) return await this.get(scope, run.id);
+      await this.#refreshUsageStatistics();
       let lastSavedMs = Date.now();
       let afterId: string | undefined;
       for (;;) {
@@ -285,6 +290,18 @@ export class BillRunService {
         this.get(scope, run.id)
       );
     }
+  }
+
+  /**
+   * Every invoice reads one customer's usage of a period; planned without statistics that read
+   * scans every customer's rollups (see analyzeUsageTables). A role not allowed to ANALYZE (it
+   * only warns) or a failure leaves the statistics as they are: slower, never wrong.
+   */
+  async #refreshUsageStatistics(): Promise<void> {
+    const nowMs = Date.now();
+    if (nowMs - this.#statisticsRefreshedMs < STATISTICS_EVERY_MS) return;
+    this.#statisticsRefreshedMs = nowMs;
+    await analyzeUsageTables(this.#db).catch(() => undefined);
   }
 
   async #invoicePeriod(run: BillRun, subscription: Subscription, period: Period) {

@@ -103,3 +103,36 @@ export interface PeriodInvoicing {
     options: { billRunId?: string },
   ): Promise<{ invoiceId: string; created: boolean }>;
 }
+
+/** Late usage of a closed period and unit, not yet adjusted (bill runs' PendingAdjustment). */
+export interface PendingLateUsage {
+  periodStart: Date;
+  periodEnd: Date;
+  billableUnitId: string;
+  /** Oldest first. */
+  eventIds: string[];
+  eventCount: number;
+  valueSum: string;
+}
+
+/** What invoicing needs from bill runs' reconciliation of late events. */
+export interface LateUsage {
+  /** Late usage of the subscription's periods that ended by `before`, not yet adjusted. */
+  pendingAdjustments(
+    scope: TenantScope,
+    subscriptionId: string,
+    options?: { before?: Date; db?: Kysely<Database> },
+  ): Promise<PendingLateUsage[]>;
+  /** Marks the events adjusted on `invoiceId` in `db`'s transaction; returns the ids newly marked. */
+  markAdjusted(
+    scope: TenantScope,
+    eventIds: readonly string[],
+    invoiceId: string,
+    db?: Kysely<Database>,
+  ): Promise<string[]>;
+}
+
+/** Where a final invoice closes its period to usage (bill runs' ClosedPeriods). */
+export interface PeriodClosing {
+  close(scope: TenantScope, customerId: string, period: BillingPeriod, unitIds: readonly string[]): void;
+}

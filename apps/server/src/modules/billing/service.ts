@@ -10,8 +10,8 @@ import type { CustomerService } from "../customers/service.ts";
 import type { MeteringReadService } from "../metering/read-service.ts";
 import type { PricingService } from "../pricing/service.ts";
 import { isTerminal, subscriptionPeriodAt } from "../subscriptions/domain/lifecycle.ts";
-import type { Subscription } from "../subscriptions/domain/subscription.ts";
-import type { SubscriptionService } from "../subscriptions/service.ts";
+import type { PinnedPlan, Subscription } from "../subscriptions/domain/subscription.ts";
+import type { StoredPhase, SubscriptionService } from "../subscriptions/service.ts";
 import {
   amountDueAfterCredit,
   assertTransition,
@@ -21,20 +21,33 @@ import {
   type InvoiceStatus,
 } from "./domain/invoice.ts";
 import {
+  type AdjustmentCredit,
   type AppliedPromotion,
+  type LateAdjustment,
   type Period,
   type PipelineInput,
   type PipelineResult,
+  type PlanChange,
   type PricedPlan,
   runPipeline,
   type UsageReading,
   usageItemsOf,
 } from "./domain/pipeline/index.ts";
+import { lookup } from "./domain/pipeline/types.ts";
 import { renderInvoicePdf } from "./pdf.ts";
-import type { BillingEntities, BillingPeriod, PeriodInvoicing, TaxContext, TaxProvider } from "./ports.ts";
+import type {
+  BillingEntities,
+  BillingPeriod,
+  LateUsage,
+  PeriodClosing,
+  PeriodInvoicing,
+  TaxContext,
+  TaxProvider,
+} from "./ports.ts";
 import type { CreditNote } from "./store/credit-notes.ts";
 import * as creditNotes from "./store/credit-notes.ts";
 import * as store from "./store/invoices.ts";
+import { periodQuantity } from "./store/late-usage.ts";
 
 export type { CreditNote } from "./store/credit-notes.ts";
 export type { InvoiceFilter } from "./store/invoices.ts";
@@ -46,7 +59,29 @@ export interface BillingServiceDependencies {
   meteringReads: MeteringReadService;
   billingEntities: BillingEntities;
   taxes: TaxProvider;
+  /** Bill runs' reconciliation: without it late events are not adjusted (they stay pending). */
+  lateUsage?: LateUsage | undefined;
+  /** Bill runs' closed periods: every finalised invoice closes its period to usage there. */
+  closedPeriods?: PeriodClosing | undefined;
 }
+
+/** What one invoice computation produced, beyond the invoice. */
+interface Computed {
+  invoice: Invoice;
+  carryOut: Record<string, string>;
+  adjustmentCredits: AdjustmentCredit[];
+  adjustedEventIds: string[];
+}
+
+/**
+ * The late events an invoice was computed with were adjusted (or credited) meanwhile by another
+ * invoice, or the original invoice can no longer take the credit: the transaction rolls back and
+ * the invoice is computed again.
+ */
+class StaleAdjustments extends Error {}
+
+/** How often invoicePeriod recomputes after StaleAdjustments before giving up. */
+const ADJUSTMENT_ATTEMPTS = 3;
 
 export interface PayInput {
   /** Minor units; when given it must equal what is still due. */
@@ -71,6 +106,15 @@ function unprocessable(detail: string, field: string, message: string): AforoErr
 
 function samePeriod(a: Period, b: Period): boolean {
   return a.start.getTime() === b.start.getTime() && a.end.getTime() === b.end.getTime();
+}
+
+/** The plans pinned just before `at` (the phase in force then); undefined without phases. */
+function pinnedBefore(phases: readonly StoredPhase[], at: Date): PinnedPlan[] | undefined {
+  let items: PinnedPlan[] | undefined;
+  for (const phase of phases) {
+    if (phase.startedAt.getTime() < at.getTime()) items = phase.items;
+  }
+  return items;
 }
 
 function isTrialPeriod(subscription: Subscription, period: Period): boolean {
@@ -133,28 +177,103 @@ export class BillingService implements PeriodInvoicing {
 
   // ---- Running the pipeline -----------------------------------------------------------------
 
-  /** Invoices one ended period and finalises it (OPEN, numbered); idempotent per period. */
+  /**
+   * Invoices one ended period and finalises it (OPEN, numbered); idempotent per period. Late usage
+   * of earlier, closed periods is adjusted on it: the events are marked adjusted (and negative
+   * adjustments credited) in the invoice's own transaction, so a crash or a retry cannot bill them
+   * twice, and a concurrent invoice that took them first makes this one recompute without them.
+   */
   async invoicePeriod(
     scope: TenantScope,
     subscriptionId: string,
     period: BillingPeriod,
     options: { billRunId?: string },
   ): Promise<{ invoiceId: string; created: boolean }> {
-    const existing = await store.findInvoiceIdForPeriod(this.#db, scope, subscriptionId, period.start);
-    if (existing) return this.#finalizeExistingDraft(scope, existing);
-    const { invoice, carryOut } = await this.#compute(
-      scope,
-      subscriptionId,
-      period,
-      period.end,
-      options.billRunId,
-    );
-    const stored = await this.#db.transaction().execute(async (trx) => {
-      const result = await this.#storeDraft(trx, scope, invoice, carryOut);
-      if (result.created) await this.#finalizeIn(trx, scope, invoice);
-      return result;
+    for (let attempt = 1; ; attempt += 1) {
+      const existing = await store.findInvoiceIdForPeriod(this.#db, scope, subscriptionId, period.start);
+      if (existing) return this.#finalizeExistingDraft(scope, existing);
+      const computed = await this.#compute(scope, subscriptionId, period, period.end, options.billRunId, {
+        adjust: true,
+      });
+      try {
+        const stored = await this.#db.transaction().execute(async (trx) => {
+          const result = await this.#storeDraft(trx, scope, computed.invoice, computed.carryOut);
+          if (result.created) {
+            await this.#applyAdjustments(trx, scope, computed);
+            await this.#finalizeIn(trx, scope, computed.invoice);
+          }
+          return result;
+        });
+        if (!stored.created) return this.#finalizeExistingDraft(scope, stored.invoiceId);
+        await this.#closePeriod(scope, computed.invoice);
+        return stored;
+      } catch (error) {
+        if (!(error instanceof StaleAdjustments) || attempt >= ADJUSTMENT_ATTEMPTS) throw error;
+      }
+    }
+  }
+
+  /**
+   * In the invoice's transaction: checks that the late events it adjusts are still pending, issues
+   * the credit notes of negative adjustments, and marks the events adjusted on the invoice. Any
+   * event another invoice took meanwhile throws StaleAdjustments (the transaction rolls back).
+   */
+  async #applyAdjustments(trx: Kysely<Database>, scope: TenantScope, computed: Computed): Promise<void> {
+    const { invoice, adjustedEventIds, adjustmentCredits } = computed;
+    const lateUsage = this.#deps.lateUsage;
+    if (!lateUsage || adjustedEventIds.length === 0) return;
+    const pending = await lateUsage.pendingAdjustments(scope, invoice.subscriptionId, {
+      before: invoice.periodStart,
+      db: trx,
     });
-    return stored.created ? stored : this.#finalizeExistingDraft(scope, stored.invoiceId);
+    const pendingIds = new Set(pending.flatMap((group) => group.eventIds));
+    if (adjustedEventIds.some((id) => !pendingIds.has(id))) throw new StaleAdjustments();
+    for (const credit of adjustmentCredits) {
+      const original = await store.findInvoice(trx, scope, credit.invoiceId, { forUpdate: true });
+      if (!original || creditNoteRefusal(original, credit.amountMinor)) throw new StaleAdjustments();
+      await this.#issueCreditNote(trx, scope, original, {
+        invoiceId: original.id,
+        amount: credit.amountMinor,
+        reason: "late_usage_adjustment",
+        description: `${credit.description} (adjusted on invoice ${invoice.id})`,
+      });
+    }
+    const marked = await lateUsage.markAdjusted(scope, adjustedEventIds, invoice.id, trx);
+    if (marked.length !== adjustedEventIds.length) throw new StaleAdjustments();
+  }
+
+  /**
+   * After commit: the finalised invoice's period is closed to usage, so an event that arrives for
+   * it now is kept for reconciliation and adjusted on the next invoice (bill runs also record the
+   * period in billed_periods, which reloads the closed periods on restart).
+   */
+  async #closePeriod(
+    scope: TenantScope,
+    invoice: Pick<Invoice, "subscriptionId" | "customerId" | "periodStart" | "periodEnd">,
+    plans?: PricedPlan[],
+  ): Promise<void> {
+    const closedPeriods = this.#deps.closedPeriods;
+    if (!closedPeriods) return;
+    const period = { start: invoice.periodStart, end: invoice.periodEnd };
+    const priced = plans ?? (await this.#plansAt(scope, invoice.subscriptionId, period.end));
+    const unitIds = new Set<string>();
+    for (const { item } of usageItemsOf(priced)) {
+      const unitId = this.#unitIdOf(scope, item);
+      if (unitId) unitIds.add(unitId);
+    }
+    closedPeriods.close(scope, invoice.customerId, period, [...unitIds]);
+  }
+
+  #unitIdOf(scope: TenantScope, item: PricedPlan["items"][number]): string | undefined {
+    if (item.billable_unit_id) return item.billable_unit_id;
+    if (item.model === "FLAT_RATE") return undefined;
+    return this.#deps.meteringReads.resolveUnit(scope, item.billable_unit)?.id;
+  }
+
+  async #plansAt(scope: TenantScope, subscriptionId: string, at: Date): Promise<PricedPlan[]> {
+    const subscription = await this.#deps.subscriptions.get(scope, subscriptionId);
+    const phases = await this.#deps.subscriptions.phases(scope, subscriptionId);
+    return this.#plansOf(scope, pinnedBefore(phases, at) ?? subscription.items);
   }
 
   /** A period drafted earlier (draftPeriod) is finalised by the run; any other state is left alone. */
@@ -162,15 +281,17 @@ export class BillingService implements PeriodInvoicing {
     scope: TenantScope,
     id: string,
   ): Promise<{ invoiceId: string; created: boolean }> {
-    await this.#act(scope, id, async (trx, invoice) =>
+    const invoice = await this.#act(scope, id, async (trx, invoice) =>
       invoice.status === "DRAFT" ? this.#finalizeIn(trx, scope, invoice) : invoice,
     );
+    if (invoice.status !== "VOID") await this.#closePeriod(scope, invoice);
     return { invoiceId: id, created: false };
   }
 
   /**
    * Writes a period's DRAFT without finalising it (POST /v1/invoices/{id}/finalize numbers it).
-   * Idempotent like invoicePeriod: an invoiced period returns its existing invoice.
+   * Idempotent like invoicePeriod: an invoiced period returns its existing invoice. A draft adjusts
+   * no late events (a draft may still be voided): they stay pending for the next invoicePeriod.
    */
   async draftPeriod(
     scope: TenantScope,
@@ -186,6 +307,7 @@ export class BillingService implements PeriodInvoicing {
       period,
       period.end,
       options.billRunId,
+      { adjust: false },
     );
     return this.#db.transaction().execute((trx) => this.#storeDraft(trx, scope, invoice, carryOut));
   }
@@ -204,7 +326,8 @@ export class BillingService implements PeriodInvoicing {
     }
     const now = this.#clock.now();
     const period = subscriptionPeriodAt(subscription, now);
-    const { invoice } = await this.#compute(scope, subscriptionId, period, now, undefined);
+    // The late events the period's invoice would adjust are shown too (nothing is marked).
+    const { invoice } = await this.#compute(scope, subscriptionId, period, now, undefined, { adjust: true });
     return invoice;
   }
 
@@ -227,14 +350,22 @@ export class BillingService implements PeriodInvoicing {
     return { invoiceId: invoice.id, created: true };
   }
 
-  /** Setup and compute: reads everything the pipeline needs, runs it, shapes a draft invoice. */
+  /**
+   * Setup and compute: reads everything the pipeline needs, runs it, shapes a draft invoice.
+   * Plans come from the subscription's phases: usage and the next period's in-advance fees are
+   * rated with the plans pinned at the end of the period (the plan the customer ends the period
+   * on prices the whole period's usage: usage has no share of a period the way a flat fee has,
+   * and splitting it at the change would need a second read per unit). The period's own flat fees
+   * are the plans' pinned at its start, and each plan change inside it adds PRORATION lines.
+   */
   async #compute(
     scope: TenantScope,
     subscriptionId: string,
     period: Period,
     asOf: Date,
     billRunId: string | undefined,
-  ): Promise<{ invoice: Invoice; carryOut: Record<string, string> }> {
+    options: { adjust: boolean },
+  ): Promise<Computed> {
     const { subscriptions, customers, taxes } = this.#deps;
     const subscription = await subscriptions.get(scope, subscriptionId);
     const expected = subscriptionPeriodAt(subscription, period.start);
@@ -245,7 +376,9 @@ export class BillingService implements PeriodInvoicing {
         `the period starting there is [${expected.start.toISOString()}, ${expected.end.toISOString()})`,
       );
     }
-    const plans = await this.#plansOf(scope, subscription);
+    const phases = await subscriptions.phases(scope, subscription.id);
+    const plans = await this.#plansOf(scope, pinnedBefore(phases, period.end) ?? subscription.items);
+    const planChanges = await this.#planChanges(scope, phases, period);
     const customer = await customers.get(scope, subscription.customerId);
     const promotion = await this.#promotionOf(scope, subscription);
     const input: PipelineInput = {
@@ -254,6 +387,9 @@ export class BillingService implements PeriodInvoicing {
       advancePeriods: advancePeriodsFor(subscription, period),
       chargeUsage: !isTrialPeriod(subscription, period),
       plans,
+      openingPlans: planChanges[0]?.from,
+      planChanges,
+      adjustments: options.adjust ? await this.#lateAdjustments(scope, subscription, phases, period) : [],
       usage: await this.#usage(scope, subscription, plans, period, asOf),
       carryIn: await store.carryIn(this.#db, scope, subscription.id, period.start),
       promotion,
@@ -275,7 +411,93 @@ export class BillingService implements PeriodInvoicing {
     return {
       invoice: this.#draftOf(scope, subscription, period, result, billRunId),
       carryOut: result.carryOut,
+      adjustmentCredits: result.adjustmentCredits,
+      adjustedEventIds: result.adjustedEventIds,
     };
+  }
+
+  /** The plan changes that fell inside the period, oldest first, with the plans on either side. */
+  async #planChanges(
+    scope: TenantScope,
+    phases: readonly StoredPhase[],
+    period: Period,
+  ): Promise<PlanChange[]> {
+    const changes: PlanChange[] = [];
+    for (const phase of phases) {
+      const change = phase.planChange;
+      const atMs = phase.startedAt.getTime();
+      if (!change || atMs < period.start.getTime() || atMs >= period.end.getTime()) continue;
+      changes.push({
+        at: phase.startedAt,
+        fractionRemaining: change.fractionRemaining,
+        from: await this.#plansOf(scope, change.previousItems),
+        to: await this.#plansOf(scope, phase.items),
+      });
+    }
+    return changes;
+  }
+
+  /**
+   * The subscription's late usage of periods that ended by this period's start, not yet adjusted,
+   * with the quantities to price it: each closed period's usage as billed so far and with the late
+   * events (store/late-usage.ts explains why these are recomputed from the events), the item of the
+   * plan pinned at that period's end, the allowance it carried in, and whether its invoice can
+   * still take a credit note.
+   */
+  async #lateAdjustments(
+    scope: TenantScope,
+    subscription: Subscription,
+    phases: readonly StoredPhase[],
+    period: Period,
+  ): Promise<LateAdjustment[]> {
+    const lateUsage = this.#deps.lateUsage;
+    if (!lateUsage) return [];
+    const groups = await lateUsage.pendingAdjustments(scope, subscription.id, { before: period.start });
+    const adjustments: LateAdjustment[] = [];
+    for (const group of groups) {
+      const closed = { start: group.periodStart, end: group.periodEnd };
+      const plans = await this.#plansOf(scope, pinnedBefore(phases, closed.end) ?? subscription.items);
+      const unit = this.#deps.meteringReads.resolveUnit(scope, group.billableUnitId);
+      const priced =
+        usageItemsOf(plans).find(({ item }) => this.#unitIdOf(scope, item) === group.billableUnitId) ?? null;
+      const unitKey = unit?.key ?? priced?.item.billable_unit ?? group.billableUnitId;
+      const quantity = (including: readonly string[]) =>
+        unit
+          ? periodQuantity(this.#db, scope, {
+              customerId: subscription.customerId,
+              billableUnitId: group.billableUnitId,
+              aggregation: unit.aggregation,
+              range: { from: closed.start, to: closed.end },
+              including,
+            })
+          : Promise.resolve("0");
+      const carried = priced?.item.rollover
+        ? lookup(await store.carryIn(this.#db, scope, subscription.id, closed.start), unitKey)
+        : undefined;
+      adjustments.push({
+        period: closed,
+        unitKey,
+        eventIds: group.eventIds,
+        priced: unit ? priced : null,
+        quantityBefore: await quantity([]),
+        quantityAfter: await quantity(group.eventIds),
+        rolloverIn: carried,
+        original: await this.#creditable(scope, subscription.id, closed.start),
+      });
+    }
+    return adjustments;
+  }
+
+  /** The invoice of the period starting at `start`, when a credit note can still be issued on it. */
+  async #creditable(
+    scope: TenantScope,
+    subscriptionId: string,
+    start: Date,
+  ): Promise<{ invoiceId: string; creditableMinor: bigint } | null> {
+    const id = await store.findInvoiceIdForPeriod(this.#db, scope, subscriptionId, start);
+    const invoice = id ? await store.findInvoice(this.#db, scope, id) : undefined;
+    if (!invoice || creditNoteRefusal(invoice, 0n)) return null;
+    return { invoiceId: invoice.id, creditableMinor: invoice.total - invoice.creditNotesTotal };
   }
 
   #draftOf(
@@ -322,10 +544,10 @@ export class BillingService implements PeriodInvoicing {
     };
   }
 
-  async #plansOf(scope: TenantScope, subscription: Subscription): Promise<PricedPlan[]> {
+  async #plansOf(scope: TenantScope, items: readonly PinnedPlan[]): Promise<PricedPlan[]> {
     const { pricing } = this.#deps;
     const plans: PricedPlan[] = [];
-    for (const pinned of subscription.items) {
+    for (const pinned of items) {
       const cached = pricing.versions.get(pinned.ratePlanId, pinned.version);
       const definition =
         cached && cached.tenantId === scope.tenantId && cached.mode === scope.mode
@@ -423,8 +645,10 @@ export class BillingService implements PeriodInvoicing {
   // ---- State changes ------------------------------------------------------------------------
 
   /** DRAFT → OPEN: takes the billing entity's next number in the same transaction (no gaps). */
-  finalize(scope: TenantScope, id: string): Promise<Invoice> {
-    return this.#act(scope, id, (trx, invoice) => this.#finalizeIn(trx, scope, invoice));
+  async finalize(scope: TenantScope, id: string): Promise<Invoice> {
+    const invoice = await this.#act(scope, id, (trx, invoice) => this.#finalizeIn(trx, scope, invoice));
+    await this.#closePeriod(scope, invoice);
+    return invoice;
   }
 
   async #finalizeIn(trx: Kysely<Database>, scope: TenantScope, invoice: Invoice): Promise<Invoice> {
@@ -533,31 +757,41 @@ export class BillingService implements PeriodInvoicing {
         throw new AforoError("unprocessable-entity", "The credit note cannot be issued.", {
           errors: [refusal],
         });
-      const now = this.#clock.now();
-      const note: CreditNote = {
-        id: newId("creditNote"),
-        tenantId: scope.tenantId,
-        mode: scope.mode,
-        invoiceId: invoice.id,
-        customerId: invoice.customerId,
-        currency: invoice.currency,
-        amountMinor: input.amount,
-        reason: input.reason,
-        description: input.description ?? null,
-        status: "ISSUED",
-        createdAt: now,
-      };
-      await creditNotes.insertCreditNote(trx, note);
-      const amountDue = amountDueAfterCredit(invoice, input.amount);
-      const settled = amountDue === 0n && (invoice.status === "OPEN" || invoice.status === "OVERDUE");
-      await store.updateInvoiceState(trx, {
-        ...invoice,
-        creditNotesTotal: invoice.creditNotesTotal + input.amount,
-        amountDue,
-        ...(settled ? { status: "PAID" as const, paidAt: now, paymentMethod: "credit_note" } : {}),
-      });
-      return note;
+      return this.#issueCreditNote(trx, scope, invoice, input);
     });
+  }
+
+  /** Inserts the credit note and lowers what the (locked, creditable) invoice still asks for. */
+  async #issueCreditNote(
+    trx: Kysely<Database>,
+    scope: TenantScope,
+    invoice: Invoice,
+    input: CreateCreditNoteInput,
+  ): Promise<CreditNote> {
+    const now = this.#clock.now();
+    const note: CreditNote = {
+      id: newId("creditNote"),
+      tenantId: scope.tenantId,
+      mode: scope.mode,
+      invoiceId: invoice.id,
+      customerId: invoice.customerId,
+      currency: invoice.currency,
+      amountMinor: input.amount,
+      reason: input.reason,
+      description: input.description ?? null,
+      status: "ISSUED",
+      createdAt: now,
+    };
+    await creditNotes.insertCreditNote(trx, note);
+    const amountDue = amountDueAfterCredit(invoice, input.amount);
+    const settled = amountDue === 0n && (invoice.status === "OPEN" || invoice.status === "OVERDUE");
+    await store.updateInvoiceState(trx, {
+      ...invoice,
+      creditNotesTotal: invoice.creditNotesTotal + input.amount,
+      amountDue,
+      ...(settled ? { status: "PAID" as const, paidAt: now, paymentMethod: "credit_note" } : {}),
+    });
+    return note;
   }
 
   async getCreditNote(scope: TenantScope, id: string): Promise<CreditNote> {

@@ -102,6 +102,29 @@ export class MeteringReadService {
     const useRollups = canUseRollups(unit.aggregation, input.groupBy, input.range);
     const aggregate = useRollups ? usage.aggregateRollups : usage.aggregateEvents;
     const db = this.#database.db;
+    const source = useRollups ? "rollups" : "events";
+    if (input.customerId !== undefined && input.window === null && input.groupBy.length === 0) {
+      // One customer, one window spanning the range (what invoicing asks for every period): the
+      // customer's single row is the total, so one aggregate answers both.
+      const [single] = await aggregate(db, scope, selection, {
+        byCustomer: false,
+        window: null,
+        groupBy: [],
+      });
+      const total = rowValue(single);
+      return {
+        unit,
+        rows: [
+          {
+            customerId: input.customerId,
+            window: clipWindow(input.range.from, null, input.range),
+            value: total,
+          },
+        ],
+        total,
+        source,
+      };
+    }
     const [rows, totals] = await Promise.all([
       aggregate(db, scope, selection, { byCustomer: true, window: input.window, groupBy: input.groupBy }),
       aggregate(db, scope, selection, { byCustomer: false, window: null, groupBy: [] }),
@@ -117,7 +140,7 @@ export class MeteringReadService {
       unit,
       rows: dense.sort(compareRows),
       total: rowValue(totals[0]),
-      source: useRollups ? "rollups" : "events",
+      source,
     };
   }
 

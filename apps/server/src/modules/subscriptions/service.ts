@@ -97,6 +97,11 @@ export class SubscriptionService {
   readonly #keys: ApiKeyService;
   readonly #listeners = new Set<SubscriptionListener>();
   #ticking: Promise<unknown> | undefined;
+  /**
+   * Set by the context (wallets start later): grants the offering's initial credits, keyed by the
+   * subscription id so they are granted once, and tells the edge whether a prepaid wallet blocks.
+   */
+  wallets: { subscriptionCreated(scope: TenantScope, subscription: Subscription): Promise<void> } | undefined;
 
   constructor(
     database: DatabaseHandle,
@@ -266,6 +271,7 @@ export class SubscriptionService {
       return outcome.subscription;
     });
     this.#committed(subscription);
+    await this.wallets?.subscriptionCreated(scope, subscription);
     return subscription;
   }
 

@@ -183,3 +183,14 @@ function fromSqlRow(row: SqlRow, dimensions: UsageDimensions): AggregateRow {
     count: row.count ?? null,
   };
 }
+
+/**
+ * Refreshes the planner's statistics of the usage tables. Without them (the embedded database has
+ * no autovacuum; on PostgreSQL a bulk of fresh events is not analyzed yet) one customer's range
+ * is planned on the per-unit indexes and filters every other customer's rows: a period's usage
+ * read then costs O(customers). ANALYZE samples a bounded number of rows, so it stays cheap.
+ */
+export async function analyzeUsageTables(db: Kysely<Database>): Promise<void> {
+  await sql`analyze usage_rollups`.execute(db);
+  await sql`analyze usage_events`.execute(db);
+}

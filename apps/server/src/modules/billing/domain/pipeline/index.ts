@@ -1,16 +1,18 @@
 import { assert } from "@aforo/core";
 import type { InvoiceLine, TaxBreakdownEntry, TraceEntry } from "../invoice.ts";
+import { adjust } from "./adjust.ts";
 import { aggregate } from "./aggregate.ts";
 import { allowance } from "./allowance.ts";
 import { commit } from "./commit.ts";
 import { discount } from "./discount.ts";
+import { prorate } from "./prorate.ts";
 import { quotaCheck } from "./quota-check.ts";
 import { rate } from "./rate.ts";
 import { rollover } from "./rollover.ts";
 import { route } from "./route.ts";
 import { settle } from "./settle.ts";
 import { tax, taxableLines } from "./tax.ts";
-import { type PipelineInput, type TaxCalculator, usageItemsOf } from "./types.ts";
+import { type AdjustmentCredit, type PipelineInput, type TaxCalculator, usageItemsOf } from "./types.ts";
 
 export type * from "./types.ts";
 export { usageItemsOf } from "./types.ts";
@@ -29,6 +31,10 @@ export interface PipelineResult {
   promotionId: string | null;
   /** Allowance this period carries into the next, per unit key. */
   carryOut: Record<string, string>;
+  /** Negative late-usage adjustments: credit notes to issue on the closed periods' invoices. */
+  adjustmentCredits: AdjustmentCredit[];
+  /** The late events this invoice accounts for (to mark adjusted in its transaction). */
+  adjustedEventIds: string[];
   trace: TraceEntry[];
 }
 
@@ -55,6 +61,8 @@ export async function runPipeline(
   trace.push(...rolled.trace);
   const aggregated = aggregate({ items, usage: input.usage });
   trace.push(...aggregated.trace);
+  const adjusted = adjust({ currency: input.currency, adjustments: input.adjustments ?? [] });
+  trace.push(...adjusted.trace.filter((entry) => entry.stage === "aggregate"));
   const allowed = allowance({
     items,
     quantities: aggregated.output.quantities,
@@ -63,6 +71,7 @@ export async function runPipeline(
   trace.push(...allowed.trace);
   const rated = rate({
     plans: input.plans,
+    openingPlans: input.planChanges?.length ? input.openingPlans : undefined,
     currency: input.currency,
     period: input.period,
     advancePeriods: input.advancePeriods,
@@ -71,9 +80,16 @@ export async function runPipeline(
     rolloverIn: rolled.output.rolloverIn,
   });
   trace.push(...rated.trace);
+  const prorated = prorate({
+    period: input.period,
+    changes: input.planChanges ?? [],
+    chargeUsage: input.chargeUsage,
+  });
+  trace.push(...prorated.trace);
+  trace.push(...adjusted.trace.filter((entry) => entry.stage !== "aggregate"));
   const committed = commit({
     plans: input.plans,
-    lines: rated.output.lines,
+    lines: [...rated.output.lines, ...prorated.output.lines, ...adjusted.output.lines],
     period: input.period,
     chargeUsage: input.chargeUsage,
   });
@@ -117,6 +133,8 @@ export async function runPipeline(
     amountDue: settled.output.amountDue,
     promotionId: discounted.output.promotionId,
     carryOut: rolled.output.carryOut,
+    adjustmentCredits: adjusted.output.credits,
+    adjustedEventIds: adjusted.output.eventIds,
     trace,
   };
 }

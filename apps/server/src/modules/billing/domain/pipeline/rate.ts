@@ -4,6 +4,8 @@ import { type DraftLine, lookup, type Period, type PricedPlan, type StageResult 
 
 export interface RateInput {
   plans: PricedPlan[];
+  /** The plans pinned at the period's start when they changed inside it: its own flat fees are theirs. */
+  openingPlans?: PricedPlan[] | undefined;
   currency: string;
   period: Period;
   advancePeriods: Period[];
@@ -60,22 +62,26 @@ function toDraft(plan: PricedPlan, line: RatedLine, period: Period, description:
 export function rate(input: RateInput): StageResult<RateOutput> {
   const lines: DraftLine[] = [];
   const trace: TraceEntry[] = [];
+  const opening = input.openingPlans;
+  const isInvoiced = (period: Period) => period.start.getTime() === input.period.start.getTime();
+  const flatLines = (plan: PricedPlan, item: FlatItem, periods: Period[]) => {
+    const rated = rateItem(item, "1", { currency: plan.currency, rounding: plan.rounding });
+    for (const period of periods) {
+      const timing = item.timing === "in_advance" ? "in advance" : "in arrears";
+      const description = `${plan.name} (${timing}, ${describePeriod(period)})`;
+      lines.push(toDraft(plan, rated, period, description));
+      trace.push({
+        stage: "rate",
+        note: `${description}: ${rated.explanation}`,
+        amounts: { amount: String(rated.amount) },
+      });
+    }
+  };
   for (const plan of input.plans) {
     for (const item of plan.items) {
       if (item.model === "FLAT_RATE") {
-        const rated = rateItem(item, "1", { currency: plan.currency, rounding: plan.rounding });
-        const periods =
-          item.timing === "in_advance" ? input.advancePeriods : input.chargeUsage ? [input.period] : [];
-        for (const period of periods) {
-          const timing = item.timing === "in_advance" ? "in advance" : "in arrears";
-          const description = `${plan.name} (${timing}, ${describePeriod(period)})`;
-          lines.push(toDraft(plan, rated, period, description));
-          trace.push({
-            stage: "rate",
-            note: `${description}: ${rated.explanation}`,
-            amounts: { amount: String(rated.amount) },
-          });
-        }
+        const periods = flatPeriods(input, item.timing);
+        flatLines(plan, item, opening ? periods.filter((period) => !isInvoiced(period)) : periods);
         continue;
       }
       if (!input.chargeUsage) continue;
@@ -102,6 +108,20 @@ export function rate(input: RateInput): StageResult<RateOutput> {
       });
     }
   }
+  // The invoiced period's own flat fees are the opening plans'; the prorate stage trues them up.
+  for (const plan of opening ?? []) {
+    for (const item of plan.items) {
+      if (item.model === "FLAT_RATE")
+        flatLines(plan, item, flatPeriods(input, item.timing).filter(isInvoiced));
+    }
+  }
   if (trace.length === 0) trace.push({ stage: "rate", note: "nothing to charge this period", amounts: {} });
   return { output: { lines }, trace };
+}
+
+type FlatItem = Extract<PricedPlan["items"][number], { model: "FLAT_RATE" }>;
+
+function flatPeriods(input: RateInput, timing: FlatItem["timing"]): Period[] {
+  if (timing === "in_advance") return input.advancePeriods;
+  return input.chargeUsage ? [input.period] : [];
 }

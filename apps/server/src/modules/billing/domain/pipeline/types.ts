@@ -58,7 +58,17 @@ export interface PipelineInput {
   advancePeriods: Period[];
   /** False for a trial period: no usage and no in-arrears fees are charged. */
   chargeUsage: boolean;
+  /** The plans pinned at the end of the period: usage, the next period's fees, commitments. */
   plans: PricedPlan[];
+  /**
+   * The plans pinned at the start of the period, when a plan change fell inside it: the period's
+   * own flat fees are theirs, and `planChanges` prorates them. Absent: the same as `plans`.
+   */
+  openingPlans?: PricedPlan[] | undefined;
+  /** Plan changes inside the period, oldest first (PRORATION lines). */
+  planChanges?: PlanChange[] | undefined;
+  /** Late usage of earlier, already invoiced periods (adjustment lines or credit notes). */
+  adjustments?: LateAdjustment[] | undefined;
   usage: UsageReading[];
   /** Allowance carried into this period, per unit key (stored by the previous period's invoice). */
   carryIn: Record<string, string>;
@@ -66,6 +76,45 @@ export interface PipelineInput {
   /** Earlier periods of this subscription that the same promotion discounted. */
   periodsAlreadyDiscounted: number;
   taxContext: TaxContext;
+}
+
+/** A change of the pinned plans at `at`, inside the invoiced period. */
+export interface PlanChange {
+  at: Date;
+  /** (period end − at) / (period end − period start), exact decimal, as the subscription recorded it. */
+  fractionRemaining: string;
+  from: PricedPlan[];
+  to: PricedPlan[];
+}
+
+/**
+ * Late usage of one closed period and one unit (bill runs' pending adjustment), with what the
+ * period was billed for and what it comes to with the late events.
+ */
+export interface LateAdjustment {
+  /** The closed period the events belong to. */
+  period: Period;
+  unitKey: string;
+  /** Oldest first; they go into the trace. */
+  eventIds: string[];
+  /** The item of the plan pinned at the end of the closed period that prices the unit; null: none. */
+  priced: PlanUsageItem | null;
+  /** The closed period's usage without the late events (what its invoice billed), and with them. */
+  quantityBefore: string;
+  quantityAfter: string;
+  /** The allowance the closed period's invoice carried in for the unit (rollover items). */
+  rolloverIn?: string | undefined;
+  /** The closed period's invoice, when a credit note can still be issued on it. */
+  original: { invoiceId: string; creditableMinor: bigint } | null;
+}
+
+/** A negative adjustment, issued as a credit note on the closed period's invoice. */
+export interface AdjustmentCredit {
+  invoiceId: string;
+  /** Positive: what the credit note credits. */
+  amountMinor: bigint;
+  description: string;
+  eventIds: string[];
 }
 
 /** A line before tax: the tax stage fills `taxMinor`. */
