@@ -169,7 +169,7 @@ export class MeteringService {
 
   #prepare(scope: TenantScope, event: NormalizedEvent, source: EventSource, now: Date): { row: EventRow } {
     const unit = this.#catalog.resolveUnitCached(scope, event.metricRef);
-    if (!unit || unit.status !== "ACTIVE") {
+    if (unit?.status !== "ACTIVE") {
       throw new AforoError(
         "unknown-metric",
         `No active billable unit '${event.metricRef}' exists in this tenant.`,
