@@ -2,20 +2,10 @@ import { spawn } from "node:child_process";
 import { mkdtemp, rm, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import path from "node:path";
-import { fileURLToPath } from "node:url";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { type RunningServer, startServer } from "../server.ts";
+import { mainScript, nodeBinary, repoRoot } from "../testing/child-server.ts";
 import { testConfig, testDatabaseKind } from "../testing/test-app.ts";
-
-const repoRoot = fileURLToPath(new URL("../../../../", import.meta.url));
-const mainScript = path.join(repoRoot, "apps/server/src/cli/main.ts");
-
-/** A Node that strips types (>= 22.18); vitest may run on an older one, so fall back to the pinned one. */
-function nodeBinary(): string {
-  const [major = 0, minor = 0] = process.versions.node.split(".").map(Number);
-  if (major > 22 || (major === 22 && minor >= 18)) return process.execPath;
-  return path.join(repoRoot, "node_modules", "node", "bin", "node");
-}
 
 interface Run {
   code: number | null;

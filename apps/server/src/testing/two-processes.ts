@@ -1,0 +1,56 @@
+import { randomBytes } from "node:crypto";
+import pg from "pg";
+import { ManualClock } from "../clock.ts";
+import { type AppContext, createContext } from "../context.ts";
+import { type DatabaseHandle, openDatabase } from "../db/database.ts";
+import { migrateToLatest } from "../db/migrate.ts";
+import { testConfig } from "./test-app.ts";
+
+export interface TwoProcesses {
+  first: AppContext;
+  second: AppContext;
+  close(): Promise<void>;
+}
+
+/**
+ * Two API processes on one PostgreSQL schema (PostgreSQL only): each context has its own pool and
+ * LISTEN connection, so what one changes reaches the other only through NOTIFY, as in production.
+ */
+export async function twoProcesses(databaseUrl: string): Promise<TwoProcesses> {
+  const schema = `test_${randomBytes(6).toString("hex")}`;
+  const admin = new pg.Client({ connectionString: databaseUrl });
+  await admin.connect();
+  await admin.query(`create schema ${schema}`);
+  await admin.end();
+  const handles: DatabaseHandle[] = [];
+  for (let i = 0; i < 2; i++)
+    handles.push(await openDatabase({ databaseUrl, dataDir: "", schema, poolSize: 3 }));
+  const [a, b] = handles as [DatabaseHandle, DatabaseHandle];
+  await migrateToLatest(a.db);
+  const clock = new ManualClock();
+  const first = await createContext(testConfig(), a, clock);
+  const second = await createContext(testConfig(), b, clock);
+  return {
+    first,
+    second,
+    close: async () => {
+      await first.stop();
+      await second.stop();
+      for (const handle of handles) await handle.close();
+      const cleanup = new pg.Client({ connectionString: databaseUrl });
+      await cleanup.connect();
+      await cleanup.query(`drop schema ${schema} cascade`);
+      await cleanup.end();
+    },
+  };
+}
+
+/** Polls until `check` holds (a NOTIFY has arrived) or the time is up. */
+export async function eventually(check: () => boolean, timeoutMs = 3_000): Promise<boolean> {
+  const deadline = Date.now() + timeoutMs;
+  while (Date.now() < deadline) {
+    if (check()) return true;
+    await new Promise((resolve) => setTimeout(resolve, 20));
+  }
+  return check();
+}
