@@ -1,9 +1,9 @@
-import { mkdtemp, writeFile } from "node:fs/promises";
+import { mkdtemp, rm, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { InvalidPlanItemError } from "@aforo/core";
 import { Command } from "commander";
-import { afterEach, describe, expect, it, vi } from "vitest";
+import { afterEach, describe, expect, it, onTestFinished, vi } from "vitest";
 import {
   describeError,
   PriceCommandError,
@@ -93,6 +93,7 @@ describe("aforo price (plan file)", () => {
 
   it("is wired into commander with repeatable --quantity and --version", async () => {
     const folder = await mkdtemp(join(tmpdir(), "aforo-price-"));
+    onTestFinished(() => rm(folder, { recursive: true, force: true }));
     const path = join(folder, "plan.json");
     await writeFile(path, JSON.stringify(documentedPlan));
     const written: string[] = [];
