@@ -2,6 +2,8 @@ import { AforoError } from "@aforo/core";
 import Fastify, {
   type FastifyError,
   type FastifyInstance,
+  type FastifyReply,
+  type FastifyRequest,
   type FastifyServerOptions,
   LogController,
 } from "fastify";
@@ -77,11 +79,10 @@ export async function buildApp(context: AppContext, options: BuildAppOptions = {
     ),
   );
 
-  // One onRequest hook, not three: each hook is a promise per request on the hot paths.
+  // One onRequest hook, not three, and synchronous unless a tenant must be loaded: each async hook
+  // is a promise per request on the hot paths.
   const authenticate = createAuthHook(context.keys, context.tenants);
-  app.addHook("onRequest", async (request, reply) => {
-    reply.header("X-Request-Id", request.id);
-    await authenticate(request);
+  const limitRate = (request: FastifyRequest, reply: FastifyReply): void => {
     const auth = request.auth;
     if (!auth) return;
     const rateClass = request.routeOptions.config.rateLimit ?? "management";
@@ -103,6 +104,32 @@ export async function buildApp(context: AppContext, options: BuildAppOptions = {
         },
       );
     }
+  };
+  app.addHook("onRequest", (request, reply, done) => {
+    reply.header("X-Request-Id", request.id);
+    let pending: void | Promise<void>;
+    try {
+      pending = authenticate(request);
+      if (!pending) limitRate(request, reply);
+    } catch (error) {
+      done(error as Error);
+      return;
+    }
+    if (!pending) {
+      done();
+      return;
+    }
+    pending.then(
+      () => {
+        try {
+          limitRate(request, reply);
+          done();
+        } catch (error) {
+          done(error as Error);
+        }
+      },
+      (error: Error) => done(error),
+    );
   });
   registerIdempotency(app, context.database.db);
   registerObservability(app, context.metrics, context.database, () => shuttingDown);

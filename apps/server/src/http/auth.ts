@@ -1,7 +1,9 @@
 import { AforoError } from "@aforo/core";
 import type { FastifyRequest } from "fastify";
 import { grants } from "../modules/api-keys/domain.ts";
+import type { ApiKeyRecord } from "../modules/api-keys/registry.ts";
 import type { ApiKeyService } from "../modules/api-keys/service.ts";
+import type { Tenant } from "../modules/tenants/domain.ts";
 import type { TenantService } from "../modules/tenants/service.ts";
 import type { TenantScope } from "./route-config.ts";
 
@@ -17,7 +19,8 @@ function unauthorized(detail: string): AforoError {
  * route's scope (403). Operator and tenant keys are not interchangeable.
  */
 export function createAuthHook(keys: ApiKeyService, tenants: TenantService) {
-  return async function authenticate(request: FastifyRequest): Promise<void> {
+  // Synchronous unless the tenant is not in memory yet: a promise per request costs the hot paths.
+  return function authenticate(request: FastifyRequest): void | Promise<void> {
     request.auth = undefined;
     if (request.is404) return;
     const config = request.routeOptions.config;
@@ -47,26 +50,33 @@ export function createAuthHook(keys: ApiKeyService, tenants: TenantService) {
       throw unauthorized("This operation needs a tenant secret key (sk_live_… or sk_test_…).");
     }
     const tenantRef = tenantHeader.trim();
-    const tenant = tenants.resolveCached(tenantRef) ?? (await tenants.resolve(tenantRef));
-    if (!tenant || tenant.id !== key.tenantId || !key.mode) {
-      throw unauthorized(`The API key does not belong to tenant '${tenantRef}'.`);
-    }
-    if (config.scope && !grants(key.scopes, config.scope)) {
-      throw new AforoError(
-        "forbidden",
-        `The API key lacks the '${config.scope}' scope this operation needs.`,
-      );
-    }
-    request.auth = {
-      keyId: key.id,
-      kind: "secret",
-      scopes: key.scopes,
-      tenant,
-      mode: key.mode,
-      // A key's own overrides win over its tenant's, class by class.
-      rateLimits:
-        tenant.rateLimits || key.rateLimits ? { ...tenant.rateLimits, ...key.rateLimits } : undefined,
-    };
+    const cached = tenants.resolveCached(tenantRef);
+    if (cached) return admitTenantKey(request, key, cached, tenantRef);
+    return tenants.resolve(tenantRef).then((tenant) => admitTenantKey(request, key, tenant, tenantRef));
+  };
+}
+
+function admitTenantKey(
+  request: FastifyRequest,
+  key: ApiKeyRecord,
+  tenant: Tenant | undefined,
+  tenantRef: string,
+): void {
+  const scope = request.routeOptions.config.scope;
+  if (!tenant || tenant.id !== key.tenantId || !key.mode) {
+    throw unauthorized(`The API key does not belong to tenant '${tenantRef}'.`);
+  }
+  if (scope && !grants(key.scopes, scope)) {
+    throw new AforoError("forbidden", `The API key lacks the '${scope}' scope this operation needs.`);
+  }
+  request.auth = {
+    keyId: key.id,
+    kind: "secret",
+    scopes: key.scopes,
+    tenant,
+    mode: key.mode,
+    // A key's own overrides win over its tenant's, class by class.
+    rateLimits: tenant.rateLimits || key.rateLimits ? { ...tenant.rateLimits, ...key.rateLimits } : undefined,
   };
 }
 

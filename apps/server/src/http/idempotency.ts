@@ -5,7 +5,13 @@ import type { Kysely } from "kysely";
 import type { Database } from "../db/schema.ts";
 
 const MAX_KEY_LENGTH = 255;
-const claims = new WeakMap<FastifyRequest, { tenantId: string; mode: "live" | "test"; key: string }>();
+interface Claim {
+  tenantId: string;
+  mode: "live" | "test";
+  key: string;
+}
+
+const claims = new WeakMap<FastifyRequest, Claim>();
 
 function fingerprint(request: FastifyRequest): string {
   return createHash("sha256")
@@ -19,11 +25,11 @@ function fingerprint(request: FastifyRequest): string {
  * body; another body under the same key is a 409. A 5xx is not stored, so the client may retry.
  */
 export function registerIdempotency(app: FastifyInstance, db: Kysely<Database>): void {
-  app.addHook("preHandler", async (request: FastifyRequest, reply: FastifyReply) => {
-    if (request.method !== "POST" || request.routeOptions.config.idempotent === false) return;
+  /** Claims the key, or replays the stored answer (true when it has answered). */
+  const claim = async (request: FastifyRequest, reply: FastifyReply): Promise<boolean> => {
     const header = request.headers["idempotency-key"];
     const auth = request.auth;
-    if (typeof header !== "string" || !auth?.tenant || !auth.mode) return;
+    if (typeof header !== "string" || !auth?.tenant || !auth.mode) return false;
     if (header.length === 0 || header.length > MAX_KEY_LENGTH) {
       throw new AforoError("validation-failed", "Idempotency-Key must be 1 to 255 characters.", {
         errors: [{ field: "Idempotency-Key", message: "must be 1 to 255 characters" }],
@@ -38,7 +44,7 @@ export function registerIdempotency(app: FastifyInstance, db: Kysely<Database>):
       .executeTakeFirst();
     if (Number(inserted.numInsertedOrUpdatedRows ?? 0n) === 1) {
       claims.set(request, { tenantId: scope.tenant_id, mode: scope.mode, key: header });
-      return;
+      return false;
     }
     const stored = await db
       .selectFrom("idempotency_requests")
@@ -60,13 +66,43 @@ export function registerIdempotency(app: FastifyInstance, db: Kysely<Database>):
       );
     }
     for (const [name, value] of Object.entries(stored.response_headers ?? {})) reply.header(name, value);
-    return reply.code(stored.status_code).header("Idempotent-Replayed", "true").send(stored.response_body);
+    reply.code(stored.status_code).header("Idempotent-Replayed", "true").send(stored.response_body);
+    return true;
+  };
+
+  // Synchronous for the requests without a key (almost all of them): no promise per request.
+  app.addHook("preHandler", (request, reply, done) => {
+    if (
+      request.method !== "POST" ||
+      request.routeOptions.config.idempotent === false ||
+      request.headers["idempotency-key"] === undefined
+    ) {
+      done();
+      return;
+    }
+    claim(request, reply).then(
+      (answered) => {
+        if (!answered) done();
+      },
+      (error: Error) => done(error),
+    );
   });
 
-  app.addHook("onSend", async (request, reply, payload) => {
-    const claim = claims.get(request);
-    if (!claim) return payload;
+  app.addHook("onSend", (request, reply, payload, done) => {
+    const claimed = claims.get(request);
+    if (!claimed) {
+      done(null, payload);
+      return;
+    }
     claims.delete(request);
+    record(claimed, reply, payload).then(
+      () => done(null, payload),
+      (error: Error) => done(error),
+    );
+  });
+
+  /** Stores the answer for replays; a 5xx (or a streamed body) frees the key so the client may retry. */
+  const record = async (claim: Claim, reply: FastifyReply, payload: unknown): Promise<void> => {
     const where = db
       .updateTable("idempotency_requests")
       .where("tenant_id", "=", claim.tenantId)
@@ -79,7 +115,7 @@ export function registerIdempotency(app: FastifyInstance, db: Kysely<Database>):
         .where("mode", "=", claim.mode)
         .where("key", "=", claim.key)
         .execute();
-      return payload;
+      return;
     }
     const contentType = String(reply.getHeader("content-type") ?? "application/json");
     await where
@@ -89,6 +125,5 @@ export function registerIdempotency(app: FastifyInstance, db: Kysely<Database>):
         response_headers: JSON.stringify({ "content-type": contentType }),
       })
       .execute();
-    return payload;
-  });
+  };
 }

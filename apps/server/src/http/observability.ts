@@ -26,12 +26,13 @@ export function registerObservability(
   database: DatabaseHandle,
   isShuttingDown: () => boolean,
 ): void {
-  app.addHook("onResponse", async (request, reply) => {
+  app.addHook("onResponse", (request, reply, done) => {
     const route = request.routeOptions.url ?? "unmatched";
     metrics.httpDuration.observe(
       { method: request.method, route, status_code: String(reply.statusCode) },
       reply.elapsedTime / 1000,
     );
+    done();
   });
 
   const hidden = { schema: { hide: true }, config: { auth: "public" as const }, logLevel: "warn" as const };
