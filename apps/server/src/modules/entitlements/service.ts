@@ -8,7 +8,7 @@ import type { CatalogService } from "../catalog/service.ts";
 import type { CustomerService } from "../customers/service.ts";
 import type { MeterEventInput } from "../metering/domain/event-input.ts";
 import type { MeteringService } from "../metering/service.ts";
-import type { EventRow } from "../metering/writer.ts";
+import { type EventRow, scopedKeyOf } from "../metering/writer.ts";
 import type { PricingService } from "../pricing/service.ts";
 import { subscriptionPeriodAt } from "../subscriptions/domain/lifecycle.ts";
 import { entitledStatuses, type Subscription } from "../subscriptions/domain/subscription.ts";
@@ -333,7 +333,7 @@ export class EntitlementService {
   #count(rows: readonly EventRow[]): void {
     for (const row of rows) {
       if (!row.counted) continue;
-      const preKey = `${row.tenantId}\u0000${row.mode}\u0000${row.idempotencyKey}`;
+      const preKey = scopedKeyOf(row.tenantId, row.mode, row.idempotencyKey);
       if (this.#preCounted.has(preKey)) continue;
       const amount = row.value === null ? (row.uniqueValue === null ? 1 : 0) : Number(row.value);
       this.counters.add(
@@ -408,7 +408,7 @@ function snapshotKey(tenantId: string, mode: string, customerId: string): string
 }
 
 function preCountedKey(scope: TenantScope, idempotencyKey: string): string {
-  return `${scope.tenantId}\u0000${scope.mode}\u0000${idempotencyKey}`;
+  return scopedKeyOf(scope.tenantId, scope.mode, idempotencyKey);
 }
 
 /** Entitled now: an entitled status, started, and (for a scheduled cancellation) not yet past its end. */

@@ -25,6 +25,17 @@ export interface AcceptedEvent {
   flags: string[];
 }
 
+/** An item of a checked batch: what to ingest, or why it was already rejected; `payload` is kept raw. */
+export interface CheckedEvent {
+  payload: unknown;
+  input?: MeterEventInput | undefined;
+  error?: AforoError | undefined;
+}
+
+function unexplainedRejection(): AforoError {
+  return new AforoError("validation-failed", "The event was rejected before ingestion.");
+}
+
 export type IngestResult = { ok: true; event: AcceptedEvent } | { ok: false; error: AforoError };
 
 /** What enrichment adds from billing: the customer's active subscription and plan (issue 6 fills it). */
@@ -128,6 +139,34 @@ export class MeteringService {
       if (!outcome) throw new Error("writer returned fewer outcomes than rows");
       return { ok: true, event: { id: outcome.id, status: outcome.status, flags: p.row.flags } };
     });
+  }
+
+  /**
+   * A batch whose items were checked first (schema, envelope, file row): each item is an input to
+   * ingest or the error that already rejected it. Answers one result per item, in the order given,
+   * and dead-letters every rejection with the item's raw payload.
+   */
+  async ingestChecked(
+    scope: TenantScope,
+    items: readonly CheckedEvent[],
+    source: EventSource,
+  ): Promise<IngestResult[]> {
+    const inputs = items.flatMap((item) => (item.input ? [item.input] : []));
+    const ingested = await this.ingest(scope, inputs, source);
+    let next = 0;
+    const results = items.map((item): IngestResult => {
+      if (!item.input) return { ok: false, error: item.error ?? unexplainedRejection() };
+      const result = ingested[next++];
+      if (!result) throw new Error("ingest returned fewer results than inputs");
+      return result;
+    });
+    await this.deadLetterRejected(
+      scope,
+      items.map((item) => item.payload),
+      results,
+      source,
+    );
+    return results;
   }
 
   /**

@@ -144,12 +144,13 @@ export class EventWriter {
   async #write(rows: EventRow[]): Promise<WriteOutcome[]> {
     // The first row with a key is the one stored; later rows with the same key in this batch are
     // duplicates of it. Sorting by key gives every concurrent writer the same lock order.
+    const keys = rows.map(scopedKey);
     const firstByKey = new Map<string, EventRow>();
-    for (const row of rows) {
-      const key = scopedKey(row);
+    rows.forEach((row, index) => {
+      const key = keys[index] as string;
       if (!firstByKey.has(key)) firstByKey.set(key, row);
-    }
-    const unique = [...firstByKey.values()].sort((a, b) => (scopedKey(a) < scopedKey(b) ? -1 : 1));
+    });
+    const unique = [...firstByKey.entries()].sort(([a], [b]) => (a < b ? -1 : 1)).map(([, row]) => row);
 
     // One statement inserts the events and folds them into the rollups: atomic on its own, so no
     // BEGIN/COMMIT round trips (on the embedded database each round trip blocks the event loop).
@@ -161,15 +162,15 @@ export class EventWriter {
     const duplicates = unique.filter((row) => !inserted.has(row.id));
     if (duplicates.length > 0) {
       for (const found of await findExistingIds(this.#db, duplicates)) {
-        existing.set(`${found.tenant_id}\u0000${found.mode}\u0000${found.idempotency_key}`, found.id);
+        existing.set(scopedKeyOf(found.tenant_id, found.mode, found.idempotency_key), found.id);
       }
     }
 
     const accepted = unique.filter((row) => inserted.has(row.id));
     if (accepted.length > 0) this.#onCommitted?.(accepted);
     const claimed = new Set<string>();
-    return rows.map((row) => {
-      const key = scopedKey(row);
+    return rows.map((row, index) => {
+      const key = keys[index] as string;
       const first = firstByKey.get(key);
       if (first === row && inserted.has(row.id) && !claimed.has(key)) {
         claimed.add(key);
@@ -182,7 +183,12 @@ export class EventWriter {
 }
 
 function scopedKey(row: EventRow): string {
-  return `${row.tenantId}\u0000${row.mode}\u0000${row.idempotencyKey}`;
+  return scopedKeyOf(row.tenantId, row.mode, row.idempotencyKey);
+}
+
+/** An event's identity for deduplication: its idempotency key within its tenant and mode. */
+export function scopedKeyOf(tenantId: string, mode: string, idempotencyKey: string): string {
+  return `${tenantId}\u0000${mode}\u0000${idempotencyKey}`;
 }
 
 async function findExistingIds(db: Kysely<Database>, rows: EventRow[]) {

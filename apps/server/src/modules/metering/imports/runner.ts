@@ -222,21 +222,7 @@ export class ImportRunner {
     checkpoint: Date | undefined,
   ): Promise<void> {
     const prepared = chunk.map((row) => prepareRow(row, jobId));
-    const inputs = prepared.flatMap((p) => (p.input ? [p.input] : []));
-    const ingested = await this.#metering.ingest(scope, inputs, "file");
-    let next = 0;
-    const results: IngestResult[] = prepared.map((p) => {
-      if (p.error) return { ok: false, error: p.error };
-      const result = ingested[next++];
-      if (!result) throw new Error("ingest returned fewer results than rows");
-      return result;
-    });
-    await this.#metering.deadLetterRejected(
-      scope,
-      prepared.map((p) => p.payload),
-      results,
-      "file",
-    );
+    const results = await this.#metering.ingestChecked(scope, prepared, "file");
     const own = checkpoint ? await this.#ownDuplicates(scope, results, checkpoint) : new Set<string>();
     results.forEach((result, index) => {
       if (result.ok && (result.event.status === "ACCEPTED" || own.has(result.event.id)))

@@ -5,7 +5,6 @@ import type { AppContext } from "../../../context.ts";
 import { tenantScope } from "../../../http/auth.ts";
 import { problemResponses } from "../../../http/schemas.ts";
 import type { MeterEventInput } from "../domain/event-input.ts";
-import type { IngestResult } from "../service.ts";
 import { acceptedToApi, batchToApi } from "./results.ts";
 import { BatchResultSchema, MAX_BATCH_EVENTS } from "./schemas.ts";
 
@@ -136,17 +135,11 @@ export async function cloudEventRoutes(app: FastifyInstance, { context }: { cont
           );
         }
         const envelopes: unknown[] = request.body;
-        const converted = envelopes.map(convert);
-        const inputs = converted.flatMap((c) => ("input" in c ? [c.input] : []));
-        const ingested = await context.metering.ingest(scope, inputs, "cloudevents");
-        let next = 0;
-        const results: IngestResult[] = converted.map((c) => {
-          if ("error" in c) return { ok: false, error: c.error };
-          const result = ingested[next++];
-          if (!result) throw new Error("ingest returned fewer results than events");
-          return result;
-        });
-        await context.metering.deadLetterRejected(scope, envelopes, results, "cloudevents");
+        const results = await context.metering.ingestChecked(
+          scope,
+          envelopes.map((payload) => ({ payload, ...convert(payload) })),
+          "cloudevents",
+        );
         return reply.code(200).send(batchToApi(results, context.config.publicUrl));
       }
       if (contentType !== SINGLE) {

@@ -85,18 +85,14 @@ export async function meterRoutes(app: FastifyInstance, { context }: { context: 
     async (request) => {
       const scope = tenantScope(request);
       const events = request.body.events;
-      const invalid = events.map((item, index) => checkBatchItem(item, index));
-      const valid = events.filter((_, index) => !invalid[index]) as MeterEventInput[];
-      const ingested = await context.metering.ingest(scope, valid, "batch");
-      let next = 0;
-      const results = events.map((_, index) => {
-        const error = invalid[index];
-        if (error) return { ok: false as const, error };
-        const result = ingested[next++];
-        if (!result) throw new Error("ingest returned fewer results than events");
-        return result;
-      });
-      await context.metering.deadLetterRejected(scope, events, results, "batch");
+      const results = await context.metering.ingestChecked(
+        scope,
+        events.map((payload, index) => {
+          const error = checkBatchItem(payload, index);
+          return error ? { payload, error } : { payload, input: payload as MeterEventInput };
+        }),
+        "batch",
+      );
       return batchToApi(results, context.config.publicUrl);
     },
   );
