@@ -32,7 +32,7 @@ const measurement = (overrides: Partial<Measurement> & { name: string }): Measur
 const sample: Measurement[] = [
   measurement({ name: "bare_get", ok: 400_000, baseline: "bare_get" }),
   measurement({ name: "bare_post", ok: 200_000, baseline: "bare_post" }),
-  measurement({ name: "healthz", ok: 360_000, baseline: "bare_get" }),
+  measurement({ name: "healthz", ok: 360_000, baseline: "bare_get", serverCpuMs: 9_000 }),
   measurement({
     name: "meter_batch_100",
     ok: 3_000,
@@ -88,11 +88,17 @@ describe("json", () => {
       p50_ms: 0.25,
       p99_ms: 1.5,
       ratio_to_bare: 0.9,
+      cpu_us_per_request: 25,
       connections: 10,
       non_2xx: 0,
       errors: 0,
     });
-    expect(json.meter_batch_100).toMatchObject({ rps: 300, events_per_s: 30_000, ratio_to_bare: 0.015 });
+    expect(json.meter_batch_100).toMatchObject({
+      rps: 300,
+      events_per_s: 30_000,
+      ratio_to_bare: 0.015,
+      cpu_us_per_request: null,
+    });
     expect(json.meter_single_latency_4c).toMatchObject({ ratio_to_bare: null, overall_rate: 500 });
   });
 });
@@ -106,7 +112,7 @@ describe("table", () => {
     expect(lines[0]).toMatch(/^\| row +\| conns \| +rate \| +rps \| events_per_s \| p50_ms \| p99_ms \|/);
     expect(lines[1]).toMatch(/^\|-+\|-+:\|/);
     expect(lines.find((line) => line.startsWith("| healthz"))).toMatch(
-      /\| +36,000 \| +\| +0\.250 \| +1\.50 \| +0\.90 \|/,
+      /\| +36,000 \| +\| +0\.250 \| +1\.50 \| +0\.90 \| +25 \|/,
     );
     expect(lines.find((line) => line.startsWith("| meter_batch_100"))).toMatch(
       /\| +300 \| +30,000 \| +42\.0 \|/,

@@ -24,6 +24,8 @@ export interface Measurement {
   p99Ms: number;
   /** Name of the row whose request throughput is this row's denominator (undefined: none). */
   baseline: string | undefined;
+  /** The server's CPU milliseconds (user + system) during the measured run; undefined: unknown. */
+  serverCpuMs?: number | undefined;
 }
 
 export interface Row {
@@ -36,6 +38,8 @@ export interface Row {
   p99Ms: number;
   /** Request throughput ÷ the baseline row's request throughput; undefined without a baseline. */
   ratioToBare: number | undefined;
+  /** Server CPU microseconds per answered request: steadier than throughput on a busy machine. */
+  cpuUsPerRequest: number | undefined;
   non2xx: number;
   errors: number;
 }
@@ -67,10 +71,18 @@ export function toRows(measurements: readonly Measurement[]): Row[] {
       p50Ms: m.p50Ms,
       p99Ms: m.p99Ms,
       ratioToBare: m.baseline === undefined ? undefined : ratio(rps, rates.get(m.baseline)),
+      cpuUsPerRequest: cpuPerRequest(m),
       non2xx: m.non2xx,
       errors: m.errors + m.timeouts,
     };
   });
+}
+
+/** Server CPU microseconds per request answered (2xx or not); undefined when unmeasured. */
+export function cpuPerRequest(m: Pick<Measurement, "serverCpuMs" | "ok" | "non2xx">): number | undefined {
+  const answered = m.ok + m.non2xx;
+  if (m.serverCpuMs === undefined || answered === 0) return undefined;
+  return (m.serverCpuMs * 1000) / answered;
 }
 
 const round = (value: number, digits: number) => {
@@ -84,6 +96,7 @@ export interface JsonRow {
   p50_ms: number;
   p99_ms: number;
   ratio_to_bare: number | null;
+  cpu_us_per_request: number | null;
   connections: number;
   overall_rate?: number;
   non_2xx: number;
@@ -100,6 +113,7 @@ export function toJson(rows: readonly Row[]): Record<string, JsonRow> {
       p50_ms: round(row.p50Ms, 3),
       p99_ms: round(row.p99Ms, 3),
       ratio_to_bare: row.ratioToBare === undefined ? null : Number(row.ratioToBare.toPrecision(3)),
+      cpu_us_per_request: row.cpuUsPerRequest === undefined ? null : round(row.cpuUsPerRequest, 1),
       connections: row.connections,
       ...(row.overallRate === undefined ? {} : { overall_rate: row.overallRate }),
       non_2xx: row.non2xx,
@@ -136,6 +150,7 @@ const HEADERS = [
   "p50_ms",
   "p99_ms",
   "ratio_to_bare",
+  "cpu_us_per_req",
   "non_2xx",
 ] as const;
 const RIGHT_ALIGNED = new Set<string>(HEADERS.slice(1));
@@ -151,6 +166,7 @@ export function formatTable(rows: readonly Row[]): string {
     formatMs(row.p50Ms),
     formatMs(row.p99Ms),
     row.ratioToBare === undefined ? "" : formatRatio(row.ratioToBare),
+    row.cpuUsPerRequest === undefined ? "" : formatCount(row.cpuUsPerRequest),
     String(row.non2xx + row.errors),
   ]);
   const widths = HEADERS.map((header, column) =>

@@ -8,6 +8,7 @@ import os from "node:os";
 import path from "node:path";
 import type { RecordableHistogram } from "node:perf_hooks";
 import { setTimeout as sleep } from "node:timers/promises";
+import { cpuMsOf } from "./cpu.ts";
 import {
   addBuckets,
   type Buckets,
@@ -222,6 +223,9 @@ interface RowRun {
   non2xx: number;
   errors: number;
   timeouts: number;
+  /** The server's CPU milliseconds during the measured slices (undefined without /proc). */
+  serverCpuMs: number | undefined;
+  server: Child;
 }
 
 function prepare(target: Target, servers: { bare: Child; aforo: Child }, s: Seed): RowRun {
@@ -252,6 +256,8 @@ function prepare(target: Target, servers: { bare: Child; aforo: Child }, s: Seed
     non2xx: 0,
     errors: 0,
     timeouts: 0,
+    serverCpuMs: 0,
+    server: servers[target.server],
   };
 }
 
@@ -268,7 +274,13 @@ async function runSlice(
   if (!row.warmedUp && warmupS > 0) await runLoad({ ...row.spec, durationS: warmupS }, row.tally, undefined);
   row.warmedUp = true;
   await beforeMeasured?.();
+  const cpuBefore = cpuMsOf(row.server.process.pid);
   const result = await runLoad({ ...row.spec, durationS }, row.tally, row.latencies);
+  const cpuAfter = cpuMsOf(row.server.process.pid);
+  row.serverCpuMs =
+    row.serverCpuMs === undefined || cpuBefore === undefined || cpuAfter === undefined
+      ? undefined
+      : row.serverCpuMs + (cpuAfter - cpuBefore);
   row.durationS += result.durationS;
   row.ok += result.ok;
   row.non2xx += result.non2xx;
@@ -290,6 +302,7 @@ function toMeasurement(row: RowRun): Measurement {
     p50Ms: percentileMs(row.latencies, 50),
     p99Ms: percentileMs(row.latencies, 99),
     baseline: row.target.baseline,
+    serverCpuMs: row.serverCpuMs,
   };
 }
 

@@ -52,7 +52,9 @@ export async function startChildServer(env: Record<string, string>): Promise<Chi
   });
   const exited = new Promise<void>((resolve) => child.once("exit", () => resolve()));
   const url = `http://127.0.0.1:${port}`;
-  const deadline = Date.now() + 30_000;
+  // A first start creates the embedded database and migrates it: seconds when quiet, far more on a
+  // machine busy with other test files.
+  const deadline = Date.now() + 60_000;
   for (;;) {
     if (child.exitCode !== null) throw new Error(`server exited early:\n${output}`);
     try {
