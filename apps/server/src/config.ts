@@ -15,6 +15,20 @@ export interface Config {
   /** A fixed operator key; when absent one is generated at first start and printed once. */
   operatorKey: string | undefined;
   logLevel: "fatal" | "error" | "warn" | "info" | "debug" | "trace" | "silent";
+  /**
+   * Encrypts secrets Aforo must read back (webhook signing secrets). When absent, a key generated
+   * once and kept in the database is used: that hides secrets from casual reads only.
+   */
+  secretsKey: string | undefined;
+  /** Waits between webhook delivery attempts; after the last one the delivery is failed. */
+  webhookRetryScheduleMs: number[];
+  /** How long one webhook delivery attempt may take. */
+  webhookTimeoutMs: number;
+  /**
+   * AFORO_STRIPE_API_URL: where the Stripe SDK sends requests instead of https://api.stripe.com
+   * (stripe-mock, a test double). Absent in production.
+   */
+  stripeApiUrl: string | undefined;
 }
 
 export class ConfigError extends Error {
@@ -70,6 +84,44 @@ function readLogLevel(env: NodeJS.ProcessEnv): Config["logLevel"] {
   return level;
 }
 
+function readSecretsKey(env: NodeJS.ProcessEnv): string | undefined {
+  const raw = env.AFORO_SECRETS_KEY;
+  if (raw === undefined || raw === "") return undefined;
+  if (raw.length < 32) throw new ConfigError("AFORO_SECRETS_KEY", "must be at least 32 characters long.");
+  return raw;
+}
+
+const DURATION_UNITS_MS: Record<string, number> = { ms: 1, s: 1_000, m: 60_000, h: 3_600_000, d: 86_400_000 };
+
+/** "5s,5m,30m,2h,5h,10h,10h": the waits before each retry. */
+function readRetrySchedule(env: NodeJS.ProcessEnv): number[] {
+  const raw = env.AFORO_WEBHOOK_RETRY_SCHEDULE ?? "5s,5m,30m,2h,5h,10h,10h";
+  // "none": one attempt, no retries.
+  if (raw.trim() === "none") return [];
+  return raw.split(",").map((part) => {
+    const match = /^\s*(\d+)(ms|s|m|h|d)\s*$/.exec(part);
+    const unit = match?.[2] && DURATION_UNITS_MS[match[2]];
+    if (!match || !unit) {
+      throw new ConfigError(
+        "AFORO_WEBHOOK_RETRY_SCHEDULE",
+        `must be comma-separated durations such as '5s,5m,2h', got '${raw}'.`,
+      );
+    }
+    return Number(match[1]) * unit;
+  });
+}
+
+function readWebhookTimeout(env: NodeJS.ProcessEnv): number {
+  const raw = env.AFORO_WEBHOOK_TIMEOUT_SECONDS ?? "10";
+  if (!/^\d+$/.test(raw) || Number(raw) < 1 || Number(raw) > 300) {
+    throw new ConfigError(
+      "AFORO_WEBHOOK_TIMEOUT_SECONDS",
+      `must be a whole number from 1 to 300, got '${raw}'.`,
+    );
+  }
+  return Number(raw) * 1000;
+}
+
 export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
   const port = readPort(env);
   const host = env.HOST ?? "0.0.0.0";
@@ -87,5 +139,9 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     dataDir,
     operatorKey: readOperatorKey(env),
     logLevel: readLogLevel(env),
+    secretsKey: readSecretsKey(env),
+    webhookRetryScheduleMs: readRetrySchedule(env),
+    webhookTimeoutMs: readWebhookTimeout(env),
+    stripeApiUrl: readUrl(env, "AFORO_STRIPE_API_URL", ["http:", "https:"]),
   };
 }

@@ -18,11 +18,16 @@ import { ImportService } from "./modules/metering/imports/service.ts";
 import { MeteringReadService } from "./modules/metering/read-service.ts";
 import { MeteringService } from "./modules/metering/service.ts";
 import { SubscriptionEnrichment } from "./modules/metering/subscription-enrichment.ts";
+import { stripeEndpointOf } from "./modules/payments/providers/stripe.ts";
+import { PaymentService } from "./modules/payments/service.ts";
 import { PricingService } from "./modules/pricing/service.ts";
 import { SubscriptionService } from "./modules/subscriptions/service.ts";
 import { TaxService } from "./modules/taxes/service.ts";
 import { TenantService } from "./modules/tenants/service.ts";
+import { PrepaidUsage } from "./modules/wallets/prepaid-usage.ts";
 import { WalletService } from "./modules/wallets/service.ts";
+import { SecretBox } from "./modules/webhooks/secrets.ts";
+import { WebhookService } from "./modules/webhooks/service.ts";
 
 /** Every service, built once per process (or per test) around one database and one clock. */
 export interface AppContext {
@@ -46,6 +51,11 @@ export interface AppContext {
   billRuns: BillRunService;
   billing: BillingService;
   wallets: WalletService;
+  /** Debits PREPAID and HYBRID usage from wallets as it is metered (ADR 0015). */
+  prepaidUsage: PrepaidUsage;
+  webhooks: WebhookService;
+  /** Payment providers, saved payment methods, payments, dunning and top-up charges (ADR 0014). */
+  payments: PaymentService;
   jobs: JobQueue;
   /** Stops background work the services started (listeners, timers). */
   stop(): Promise<void>;
@@ -79,7 +89,12 @@ export async function createContext(
   const stopTaxes = await taxes.start();
   const stopCatalog = await catalog.start();
   const stopPricing = await pricing.start();
-  const subscriptions = new SubscriptionService(database, clock, { pricing, customers, keys });
+  const subscriptions = new SubscriptionService(database, clock, {
+    pricing,
+    customers,
+    keys,
+    billingEntities,
+  });
   const stopSubscriptions = await subscriptions.start();
   const metering = new MeteringService(database, clock, catalog, customers, keys);
   const imports = new ImportService(database, clock, metering);
@@ -104,6 +119,16 @@ export async function createContext(
   metering.closedPeriods = closedPeriods;
   const jobs = new PgBossQueue(database);
   if (background) await jobs.start();
+  // Outbound webhooks: services publish into the outbox inside their own transactions.
+  const webhooks = new WebhookService(database, clock, jobs, {
+    retryScheduleMs: config.webhookRetryScheduleMs,
+    timeoutMs: config.webhookTimeoutMs,
+    secretsKey: config.secretsKey,
+  });
+  if (background) await webhooks.start();
+  keys.webhooks = webhooks;
+  subscriptions.webhooks = webhooks;
+  webhooks.watchUsage(metering, entitlements);
   const billRuns = new BillRunService(database, clock, {
     subscriptions,
     versions: pricing.versions,
@@ -126,7 +151,28 @@ export async function createContext(
   // Wallets tell the edge when a prepaid customer runs dry, so they start after entitlements.
   const wallets = new WalletService(database, clock, { customers, pricing, subscriptions, entitlements });
   subscriptions.wallets = wallets;
+  wallets.webhooks = webhooks;
   const stopWallets = await wallets.start();
+  // Prepaid and hybrid invoices are paid from the wallet first; their usage debits it as metered,
+  // after the group commit (the listener only notes the period; the debit runs a moment later).
+  billing.wallets = wallets;
+  const prepaidUsage = new PrepaidUsage(database, clock, { wallets, subscriptions, charges: billing });
+  metering.onAccepted((rows) => prepaidUsage.accepted(rows));
+  if (background) await prepaidUsage.start();
+  // Payments collect finalised invoices and auto top-ups from saved methods, and run dunning.
+  const payments = new PaymentService(database, clock, {
+    customers,
+    subscriptions,
+    keys,
+    wallets,
+    jobs,
+    secrets: new SecretBox(database.db, config.secretsKey),
+    stripe: stripeEndpointOf(config.stripeApiUrl),
+  });
+  payments.webhooks = webhooks;
+  if (background) await payments.start();
+  // A finalised invoice with something due queues its collection in the finalising transaction.
+  billing.webhooks = payments.collectOnFinalize(webhooks);
   // Bill runs invoice through billing's pipeline, and the daily job also marks overdue invoices.
   billRuns.invoicing = billing;
   billRuns.overdue = billing;
@@ -151,13 +197,21 @@ export async function createContext(
     billRuns,
     billing,
     wallets,
+    prepaidUsage,
+    webhooks,
+    payments,
     jobs,
     stop: async () => {
+      await prepaidUsage.stop();
+      await payments.stop();
       await stopWallets();
+      await webhooks.stop();
       await jobs.stop();
       await imports.stop();
       await entitlements.settle();
       await metering.drain();
+      // Thresholds crossed by the last events are still written to the outbox.
+      await webhooks.settle();
       await stopEntitlements();
       await stopSubscriptions();
       await stopCatalog();

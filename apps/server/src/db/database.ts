@@ -18,6 +18,12 @@ export interface DatabaseHandle {
    * revoked elsewhere). The embedded database is one process: there it never fires.
    */
   listen(channel: string, onMessage: (payload: string) => void): Promise<() => Promise<void>>;
+  /**
+   * Runs one statement as a named prepared statement (PostgreSQL only): each pooled connection
+   * parses and plans it once. The hot path's group commit uses it; elsewhere Kysely is the way.
+   * Undefined on the embedded database, whose single connection Kysely's dialect serialises.
+   */
+  prepared?: <Row>(name: string, text: string, values: readonly unknown[]) => Promise<Row[]>;
   close(): Promise<void>;
 }
 
@@ -65,6 +71,10 @@ async function openPostgres(databaseUrl: string, options: OpenDatabaseOptions): 
       await sql`select 1`.execute(db);
     },
     listen: (channel, onMessage) => notifications.listen(channel, onMessage),
+    prepared: async <Row>(name: string, text: string, values: readonly unknown[]) => {
+      const result = await pool.query({ name, text, values: [...values] });
+      return result.rows as Row[];
+    },
     close: async () => {
       await notifications.close();
       await db.destroy();

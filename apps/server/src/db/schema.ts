@@ -5,10 +5,12 @@ import type { BillingEntityTables } from "../modules/billing-entities/tables.ts"
 import type { CustomerTables } from "../modules/customers/tables.ts";
 import type { EntitlementTables } from "../modules/entitlements/tables.ts";
 import type { MeteringTables } from "../modules/metering/tables.ts";
+import type { PaymentTables } from "../modules/payments/tables.ts";
 import type { PricingTables } from "../modules/pricing/tables.ts";
 import type { SubscriptionTables } from "../modules/subscriptions/tables.ts";
 import type { TaxTables } from "../modules/taxes/tables.ts";
 import type { WalletTables } from "../modules/wallets/tables.ts";
+import type { WebhookTables } from "../modules/webhooks/tables.ts";
 
 /** Timestamps are written as Date (or ISO strings) and read back as Date. */
 export type Timestamp = ColumnType<Date, Date | string, Date | string>;
@@ -49,6 +51,8 @@ export interface ApiKeysTable {
   revoked_at: Timestamp | null;
   rotated_to: string | null;
   created_at: CreatedAt;
+  /** Set while the key's subscription is SUSPENDED (dunning); cleared when it is paid up. */
+  suspended_at: ColumnType<Date | null, Date | string | null | undefined, Date | string | null>;
 }
 
 export interface IdempotencyRequestsTable {
@@ -123,7 +127,9 @@ export interface Database
     BillingEntityTables,
     TaxTables,
     BillingTables,
-    WalletTables {
+    WalletTables,
+    WebhookTables,
+    PaymentTables {
   system_state: SystemStateTable;
   tenants: TenantsTable;
   api_keys: ApiKeysTable;

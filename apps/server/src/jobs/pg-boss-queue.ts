@@ -32,12 +32,7 @@ export class PgBossQueue implements JobQueue {
     if (this.#boss) return;
     const db = this.#db;
     const boss = new PgBoss({
-      db: {
-        executeSql: async (text: string, values?: unknown[]) => {
-          const result = await db.executeQuery(CompiledQuery.raw(text, values ?? []));
-          return { rows: result.rows as unknown[] };
-        },
-      },
+      db: { executeSql: executorOf(db) },
       schema: await jobSchema(db),
       // Jobs of a dead process come back after this long (bill runs also keep their own heartbeat).
       expireInHours: 4,
@@ -66,7 +61,11 @@ export class PgBossQueue implements JobQueue {
   ): Promise<string | undefined> {
     const boss = this.#started();
     await this.#queue(boss, name);
-    const id = await boss.send(name, data, { ...options });
+    const { transaction, ...jobOptions } = options;
+    const id = await boss.send(name, data, {
+      ...jobOptions,
+      ...(transaction ? { db: { executeSql: executorOf(transaction) } } : {}),
+    });
     // A worker in this process takes the job now instead of at its next poll.
     const workerId = this.#workers.get(name);
     if (id && workerId) boss.notifyWorker(workerId);
@@ -106,6 +105,14 @@ export class PgBossQueue implements JobQueue {
     }
     return created;
   }
+}
+
+/** pg-boss's `executeSql` over a Kysely connection or transaction. */
+function executorOf(db: Kysely<Database>) {
+  return async (text: string, values?: unknown[]) => {
+    const result = await db.executeQuery(CompiledQuery.raw(text, values ?? []));
+    return { rows: result.rows as unknown[] };
+  };
 }
 
 /**

@@ -1,3 +1,6 @@
+import type { Kysely } from "kysely";
+import type { Database } from "../db/schema.ts";
+
 /** One unit of background work, as a handler receives it. */
 export interface Job<T> {
   id: string;
@@ -12,6 +15,13 @@ export interface SendOptions {
   retryLimit?: number;
   /** A job still active after this long is considered lost (its process died) and is retried. */
   expireInSeconds?: number;
+  /** Not taken before this instant (a Date) or this many seconds from now. */
+  startAfter?: Date | number;
+  /**
+   * Queues the job inside this transaction: it exists exactly when the transaction commits (an
+   * outbox). The queue must already be worked or sent to by this process.
+   */
+  transaction?: Kysely<Database>;
 }
 
 export type JobHandler<T> = (job: Job<T>) => Promise<void>;

@@ -184,6 +184,24 @@ export const problemCatalogue = {
     description:
       "An imported file could not be read at all (not UTF-8 text, or a CSV without a usable header row), so its import job failed without processing a row.",
   },
+  "payment-failed": {
+    status: 402,
+    title: "Payment Failed",
+    description:
+      "The payment provider refused the charge (a declined card, a payment method that needs the customer to authenticate, an unusable method). The failed payment is recorded: `payment_id`, `failure_code` and `failure_message` name it. The invoice stays unpaid.",
+  },
+  "payment-in-progress": {
+    status: 409,
+    title: "Payment In Progress",
+    description:
+      "A charge for this invoice (or top-up) is already with the payment provider. Wait for its outcome (GET /v1/payments?invoice_id=…) instead of charging again.",
+  },
+  "payment-provider-error": {
+    status: 502,
+    title: "Payment Provider Error",
+    description:
+      "The payment provider could not be reached or answered with an error of its own, so the outcome of the charge is not known yet. The payment stays PENDING and is resolved in the background with the same idempotency key: it is never charged twice.",
+  },
 } as const satisfies Record<string, ProblemDefinition>;
 
 export type ProblemSlug = keyof typeof problemCatalogue;

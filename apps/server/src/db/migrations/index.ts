@@ -11,6 +11,11 @@ import * as billingEntitiesTaxes from "./0010_billing_entities_taxes.ts";
 import * as invoices from "./0011_invoices.ts";
 import * as billRuns from "./0012_bill_runs.ts";
 import * as wallets from "./0014_wallets.ts";
+import * as webhooks from "./0015_webhooks.ts";
+import * as payments from "./0016_payments.ts";
+import * as prepaid from "./0017_prepaid.ts";
+import * as billingTimeZones from "./0018_billing_time_zones.ts";
+import * as rollupShards from "./0020_rollup_shards.ts";
 
 /** Every migration, in order. Forward-only: append, never edit or reorder. */
 export const migrations: Record<string, Migration> = {
@@ -26,4 +31,9 @@ export const migrations: Record<string, Migration> = {
   "0011_invoices": invoices,
   "0012_bill_runs": billRuns,
   "0014_wallets": wallets,
+  "0020_rollup_shards": rollupShards,
+  "0015_webhooks": webhooks,
+  "0016_payments": payments,
+  "0017_prepaid": prepaid,
+  "0018_billing_time_zones": billingTimeZones,
 };

@@ -24,11 +24,14 @@ export interface ApiKeyRecord {
   revokedAt: Date | null;
   rotatedTo: string | null;
   createdAt: Date;
+  /** Consumer keys of a SUSPENDED subscription (dunning): refused until it is paid up. */
+  suspendedAt?: Date | null;
 }
 
 export function isUsable(key: ApiKeyRecord, now: Date): boolean {
   if (key.revokedAt && key.revokedAt <= now) return false;
   if (key.expiresAt && key.expiresAt <= now) return false;
+  if (key.suspendedAt) return false;
   return true;
 }
 

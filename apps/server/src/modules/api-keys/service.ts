@@ -4,8 +4,10 @@ import type { Clock } from "../../clock.ts";
 import type { DatabaseHandle } from "../../db/database.ts";
 import type { Page, PageRequest } from "../../db/pagination.ts";
 import type { Database, Mode } from "../../db/schema.ts";
+import { noWebhooks, type WebhookPublisher } from "../webhooks/publisher.ts";
 import { generateKey, hashKey, isKnownScope, keyPrefixFor, parseKey, ROTATION_OVERLAP_MS } from "./domain.ts";
 import { type ApiKeyRecord, KeyRegistry, type RateLimitOverride } from "./registry.ts";
+import { toApi } from "./routes/index.ts";
 import * as store from "./store.ts";
 
 const CHANGES_CHANNEL = "aforo_api_keys";
@@ -32,6 +34,8 @@ export class ApiKeyService {
   readonly #database: DatabaseHandle;
   readonly #clock: Clock;
   readonly #operatorKeyHash: string | undefined;
+  /** api_key.created / api_key.revoked for tenant keys (set by the context). */
+  webhooks: WebhookPublisher = noWebhooks;
 
   constructor(database: DatabaseHandle, clock: Clock, operatorKeyFromEnv?: string) {
     this.#database = database;
@@ -121,6 +125,12 @@ export class ApiKeyService {
           `API key '${id}' is revoked or expired and cannot be rotated.`,
         );
       }
+      if (old.suspendedAt) {
+        throw new AforoError(
+          "invalid-transition",
+          `API key '${id}' is suspended (its subscription is SUSPENDED) and cannot be rotated.`,
+        );
+      }
       if (old.rotatedTo) {
         throw new AforoError(
           "invalid-transition",
@@ -158,14 +168,43 @@ export class ApiKeyService {
       if (key.revokedAt) return key;
       const updated = await store.updateKey(trx, id, { revoked_at: this.#clock.now() });
       await this.#notify(trx, updated.keyHash);
+      await this.#announce(trx, "api_key.revoked", updated);
       return updated;
     });
     this.registry.forget(revoked.keyHash);
     return revoked;
   }
 
+  /**
+   * Suspends (or, with `suspended` false, restores) the consumer keys of a subscription: dunning
+   * suspends them while the subscription is SUSPENDED. Idempotent; returns how many keys changed.
+   */
+  async setSubscriptionKeysSuspended(
+    tenantId: string,
+    mode: Mode,
+    subscriptionId: string,
+    suspended: boolean,
+  ): Promise<number> {
+    const changed = await this.#db.transaction().execute(async (trx) => {
+      const keys = await store.setSubscriptionKeysSuspended(
+        trx,
+        tenantId,
+        mode,
+        subscriptionId,
+        suspended ? this.#clock.now() : null,
+      );
+      for (const key of keys) await this.#notify(trx, key.keyHash);
+      return keys;
+    });
+    for (const key of changed) this.registry.put(key);
+    return changed.length;
+  }
+
   async #issue(db: Kysely<Database>, spec: KeySpec): Promise<IssuedKey> {
-    const issued = await this.#issueIn(db, spec);
+    // The key and its api_key.created event commit together.
+    const issued = db.isTransaction
+      ? await this.#issueIn(db, spec)
+      : await db.transaction().execute((trx) => this.#issueIn(trx, spec));
     this.registry.put(issued.record);
     return issued;
   }
@@ -194,7 +233,19 @@ export class ApiKeyService {
     await store.insertKey(db, record);
     // Other processes learn of the new key on commit; without this they answer 401 until restart.
     await this.#notify(db, record.keyHash);
+    await this.#announce(db, "api_key.created", record);
     return { record, secret };
+  }
+
+  /** Tenant keys only, never with the secret (the event carries the redacted key). */
+  async #announce(
+    db: Kysely<Database>,
+    type: "api_key.created" | "api_key.revoked",
+    record: ApiKeyRecord,
+  ): Promise<void> {
+    if (!record.tenantId || !record.mode) return;
+    const scope = { tenantId: record.tenantId, mode: record.mode };
+    await this.webhooks.publish(db, scope, type, toApi(record, this.#clock.now()));
   }
 
   async #notify(db: Kysely<Database>, keyHash: string): Promise<void> {

@@ -21,6 +21,7 @@ export function fromDb(row: Selectable<ApiKeysTable>): ApiKeyRecord {
     revokedAt: row.revoked_at,
     rotatedTo: row.rotated_to,
     createdAt: row.created_at,
+    suspendedAt: row.suspended_at,
   };
 }
 
@@ -111,6 +112,31 @@ export async function updateKey(
     .returningAll()
     .executeTakeFirstOrThrow();
   return fromDb(row);
+}
+
+/**
+ * Suspends (at `at`) or restores (`at` null) the usable consumer keys of a subscription; returns
+ * the keys that changed. Revoked keys stay revoked either way.
+ */
+export async function setSubscriptionKeysSuspended(
+  db: Kysely<Database>,
+  tenantId: string,
+  mode: Mode,
+  subscriptionId: string,
+  at: Date | null,
+): Promise<ApiKeyRecord[]> {
+  const rows = await db
+    .updateTable("api_keys")
+    .set({ suspended_at: at })
+    .where("tenant_id", "=", tenantId)
+    .where("mode", "=", mode)
+    .where("kind", "=", "consumer")
+    .where("subscription_id", "=", subscriptionId)
+    .where("revoked_at", "is", null)
+    .where("suspended_at", at === null ? "is not" : "is", null)
+    .returningAll()
+    .execute();
+  return rows.map(fromDb);
 }
 
 export async function countOperatorKeys(db: Kysely<Database>): Promise<number> {

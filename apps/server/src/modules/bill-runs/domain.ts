@@ -1,6 +1,6 @@
 import { formatDecimal, parseDecimal } from "@aforo/core";
 import { subscriptionPeriodAt, subscriptionPeriodsBetween } from "../subscriptions/domain/lifecycle.ts";
-import type { Period } from "../subscriptions/domain/period.ts";
+import { localDay, type Period } from "../subscriptions/domain/period.ts";
 import type { Subscription } from "../subscriptions/domain/subscription.ts";
 
 export type BillRunStatus = "RUNNING" | "COMPLETED" | "FAILED";
@@ -137,10 +137,10 @@ export function groupAdjustments(
   );
 }
 
-/** "Adjustment for 2026-01-01 – 2026-02-01": the adjustment line's description. */
+/** "Adjustment for 2026-01-01 – 2026-02-01" (dates in the subscription's zone): the line's description. */
 export function adjustmentDescription(
   adjustment: Pick<PendingAdjustment, "periodStart" | "periodEnd">,
+  timeZone?: string,
 ): string {
-  const day = (instant: Date) => instant.toISOString().slice(0, 10);
-  return `Adjustment for ${day(adjustment.periodStart)} – ${day(adjustment.periodEnd)}`;
+  return `Adjustment for ${localDay(adjustment.periodStart, timeZone)} – ${localDay(adjustment.periodEnd, timeZone)}`;
 }

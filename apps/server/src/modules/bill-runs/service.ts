@@ -13,6 +13,7 @@ import type { Period } from "../subscriptions/domain/period.ts";
 import type { Subscription } from "../subscriptions/domain/subscription.ts";
 import type { SubscriptionService } from "../subscriptions/service.ts";
 import { findSubscription } from "../subscriptions/store.ts";
+import { type StartedPage, startPage } from "./batch.ts";
 import type { ClosedPeriods } from "./closed-periods.ts";
 import {
   type BillRun,
@@ -34,7 +35,7 @@ export interface BillRunOptions {
   inlineLimit?: number;
   /** A RUNNING run without a heartbeat for this long was abandoned (its process died). */
   abandonAfterMs?: number;
-  /** Subscriptions read per query. */
+  /** Subscriptions read per query (and invoiced per chunk when invoicing offers invoicePeriods). */
   pageSize?: number;
   /** Subscriptions invoiced at once (PostgreSQL only gains from more than one). */
   concurrency?: number;
@@ -117,7 +118,8 @@ export class BillRunService {
     this.#jobs = services.jobs;
     this.#inlineLimit = options.inlineLimit ?? 200;
     this.#abandonAfterMs = options.abandonAfterMs ?? 120_000;
-    this.#pageSize = options.pageSize ?? 200;
+    // A page is one chunk of set-based invoicing: a few statements and one transaction each.
+    this.#pageSize = options.pageSize ?? 500;
     this.#concurrency = options.concurrency ?? (database.kind === "postgres" ? 4 : 1);
   }
 
@@ -243,15 +245,56 @@ export class BillRunService {
       await this.#refreshUsageStatistics();
       let lastSavedMs = Date.now();
       let afterId: string | undefined;
+      const invoicing = this.#invoicing();
+      const setBased =
+        invoicing.invoicePeriods !== undefined || invoicing.prepareInvoicePeriods !== undefined;
+      const report = () =>
+        onProgress?.({ ...progress, subscriptionsTotal: progress.subscriptionsTotal ?? 0 });
+      /** Saves progress; false when another run took this one over (it looked abandoned). */
+      const saved = () => {
+        progress.heartbeatAt = this.#clock.now();
+        lastSavedMs = Date.now();
+        return store.saveProgress(this.#db, run, progress);
+      };
+      // Set-based: each page is one chunk of invoicing (a few statements, one transaction), and
+      // the next page is read and computed while this one is written.
+      let writing: StartedPage | undefined;
       for (;;) {
         const page = await store.subscriptionsAfter(this.#db, scope, afterId, this.#pageSize);
+        afterId = page.at(-1)?.id ?? afterId;
+        const through =
+          page.length === 0
+            ? new Map<string, Date>()
+            : await store.billedThrough(
+                this.#db,
+                scope,
+                page.map((subscription) => subscription.id),
+              );
+        if (setBased) {
+          const started =
+            page.length === 0
+              ? undefined
+              : startPage(
+                  {
+                    db: this.#db,
+                    run,
+                    invoicing,
+                    closedPeriods: this.closedPeriods,
+                    unitIds: (subscription) => this.#unitIds(subscription),
+                  },
+                  page,
+                  through,
+                );
+          if (writing) {
+            await writing.finish(progress, report);
+            // Another run took this one over: stop, it finishes the work.
+            if (!(await saved())) return await this.get(scope, run.id);
+          }
+          writing = started;
+          if (!started) break;
+          continue;
+        }
         if (page.length === 0) break;
-        afterId = page.at(-1)?.id;
-        const through = await store.billedThrough(
-          this.#db,
-          scope,
-          page.map((subscription) => subscription.id),
-        );
         await eachLimited(page, this.#concurrency, async (subscription) => {
           const due = periodsToInvoice(subscription, through.get(subscription.id) ?? null, run.asOf);
           for (const period of due) {
@@ -263,17 +306,15 @@ export class BillRunService {
             }
           }
           progress.subscriptionsProcessed += 1;
-          onProgress?.({ ...progress, subscriptionsTotal: progress.subscriptionsTotal ?? 0 });
+          report();
           if (Date.now() - lastSavedMs >= HEARTBEAT_EVERY_MS) {
             lastSavedMs = Date.now();
             progress.heartbeatAt = this.#clock.now();
             await store.saveProgress(this.#db, run, progress);
           }
         });
-        progress.heartbeatAt = this.#clock.now();
-        lastSavedMs = Date.now();
         // Another run took this one over (it looked abandoned): stop, it finishes the work.
-        if (!(await store.saveProgress(this.#db, run, progress))) return await this.get(scope, run.id);
+        if (!(await saved())) return await this.get(scope, run.id);
       }
       return (
         (await store.finishRun(this.#db, run, "COMPLETED", this.#clock.now(), null)) ??

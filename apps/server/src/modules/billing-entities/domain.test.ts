@@ -42,9 +42,18 @@ describe("billing entity domain", () => {
     expect(entity()).toMatchObject({ invoicePrefix: "US", timezone: "UTC", baseCurrency: "USD" });
   });
 
+  it("keeps the zone's IANA name as given, capitalised, rather than Intl's alias", () => {
+    expect(canonicalTimezone("Asia/Kolkata")).toBe("Asia/Kolkata");
+    expect(canonicalTimezone("asia/kolkata")).toBe("Asia/Kolkata");
+    expect(canonicalTimezone("utc")).toBe("UTC");
+    expect(canonicalTimezone("America/New_York")).toBe("America/New_York");
+  });
+
   it("refuses unknown time zones and currencies with 422", () => {
     expect(canonicalTimezone("Europe/Paris")).toBe("Europe/Paris");
     expect(() => canonicalTimezone("Mars/Olympus")).toThrow(expect.objectContaining({ status: 422 }));
+    // Offsets ignore daylight saving: they are not zones a seller's midnights could follow.
+    expect(() => canonicalTimezone("+05:30")).toThrow(expect.objectContaining({ status: 422 }));
     expect(() =>
       newBillingEntity(
         "be_2",

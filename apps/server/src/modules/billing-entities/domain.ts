@@ -1,4 +1,5 @@
 import { AforoError, isKnownCurrency } from "@aforo/core";
+import { Temporal } from "temporal-polyfill";
 import type { Mode } from "../../db/schema.ts";
 import type { BillingEntity } from "../billing/ports.ts";
 
@@ -42,12 +43,19 @@ function unprocessable(field: string, message: string): AforoError {
   return new AforoError("unprocessable-entity", `${field} ${message}.`, { errors: [{ field, message }] });
 }
 
-/** The zone's canonical name ("utc" → "UTC"), or a 422 when Intl does not know it. */
+/**
+ * The zone's name with IANA's capitalisation ("utc" → "UTC", "asia/kolkata" → "Asia/Kolkata"), or a
+ * 422 when it is not an IANA zone (offsets such as "+05:30" are not: they ignore daylight saving).
+ * Temporal keeps the name given; Intl would swap it for its own alias ("Asia/Calcutta").
+ */
 export function canonicalTimezone(timezone: string): string {
+  const refused = () => unprocessable("timezone", `'${timezone}' is not an IANA time zone`);
+  if (/^[+\-\u2212]/.test(timezone.trim())) throw refused();
   try {
-    return new Intl.DateTimeFormat("en-US", { timeZone: timezone }).resolvedOptions().timeZone;
+    new Intl.DateTimeFormat("en-US", { timeZone: timezone });
+    return Temporal.Instant.fromEpochMilliseconds(0).toZonedDateTimeISO(timezone).timeZoneId;
   } catch {
-    throw unprocessable("timezone", `'${timezone}' is not an IANA time zone`);
+    throw refused();
   }
 }
 

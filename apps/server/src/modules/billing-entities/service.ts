@@ -153,6 +153,14 @@ export class BillingEntityService implements BillingEntities {
     return created;
   }
 
+  /**
+   * The zone whose midnights cut a new subscription's periods: the default entity's, or UTC while
+   * the tenant has none (reading never creates one; the first invoice does, in UTC).
+   */
+  async defaultTimezone(scope: TenantScope, db: Kysely<Database> = this.#db): Promise<string> {
+    return (await store.findDefault(db, scope))?.timezone ?? "UTC";
+  }
+
   async nextInvoiceNumber(
     scope: TenantScope,
     entityId: string,
@@ -163,6 +171,23 @@ export class BillingEntityService implements BillingEntities {
     const year = invoiceYear(issuedAt, entity.timezone);
     const sequence = await store.takeNextNumber(trx, scope, entity.id, year);
     return formatInvoiceNumber(entity.invoicePrefix, year, sequence);
+  }
+
+  /** The entity's next `count` numbers, in order and without gaps (same lock as nextInvoiceNumber). */
+  async nextInvoiceNumbers(
+    scope: TenantScope,
+    entityId: string,
+    issuedAt: Date,
+    count: number,
+    trx: Kysely<Database>,
+  ): Promise<string[]> {
+    if (count <= 0) return [];
+    const entity = await this.get(scope, entityId, trx);
+    const year = invoiceYear(issuedAt, entity.timezone);
+    const first = await store.takeNumberBlock(trx, scope, entity.id, year, count);
+    return Array.from({ length: count }, (_, index) =>
+      formatInvoiceNumber(entity.invoicePrefix, year, first + BigInt(index)),
+    );
   }
 
   /** A concurrent first use (`defaultEntity`) can take the default flag between read and write. */

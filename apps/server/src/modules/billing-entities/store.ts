@@ -182,3 +182,33 @@ export async function takeNextNumber(
     .executeTakeFirstOrThrow();
   return BigInt(row.last_number);
 }
+
+/**
+ * Takes the next `count` numbers of the entity's year at once (a bill run finalises a chunk of
+ * invoices in one transaction); returns the first. Same lock and rollback as takeNextNumber.
+ */
+export async function takeNumberBlock(
+  db: Kysely<Database>,
+  scope: TenantScope,
+  entityId: string,
+  year: number,
+  count: number,
+): Promise<bigint> {
+  const row = await db
+    .insertInto("invoice_sequences")
+    .values({
+      billing_entity_id: entityId,
+      year,
+      tenant_id: scope.tenantId,
+      mode: scope.mode,
+      last_number: count,
+    })
+    .onConflict((oc) =>
+      oc
+        .columns(["billing_entity_id", "year"])
+        .doUpdateSet({ last_number: sql<number>`invoice_sequences.last_number + ${count}` }),
+    )
+    .returning("last_number")
+    .executeTakeFirstOrThrow();
+  return BigInt(row.last_number) - BigInt(count) + 1n;
+}

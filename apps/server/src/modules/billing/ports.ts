@@ -7,7 +7,7 @@ import type { Kysely } from "kysely";
 import type { Database } from "../../db/schema.ts";
 import type { TenantScope } from "../../http/route-config.ts";
 
-/** The legal seller on an invoice: numbering, currency and (later) time zone come from it. */
+/** The legal seller on an invoice: numbering, currency and the period time zone come from it. */
 export interface BillingEntity {
   id: string;
   tenantId: string;
@@ -17,7 +17,7 @@ export interface BillingEntity {
   name: string;
   legalName: string;
   baseCurrency: string;
-  /** IANA zone that defines period midnights (periods are cut in UTC today; see ADR). */
+  /** IANA zone that defines period midnights (copied onto new subscriptions; ADR 0011). */
   timezone: string;
   invoicePrefix: string;
   isDefault: boolean;
@@ -39,6 +39,14 @@ export interface BillingEntities {
     issuedAt: Date,
     trx: Kysely<Database>,
   ): Promise<string>;
+  /** The next `count` numbers at once, in order and without gaps (a bill run's chunk). */
+  nextInvoiceNumbers?(
+    scope: TenantScope,
+    entityId: string,
+    issuedAt: Date,
+    count: number,
+    trx: Kysely<Database>,
+  ): Promise<string[]>;
 }
 
 export interface TaxContext {
@@ -102,7 +110,39 @@ export interface PeriodInvoicing {
     period: BillingPeriod,
     options: { billRunId?: string },
   ): Promise<{ invoiceId: string; created: boolean }>;
+  /**
+   * Invoices many subscriptions' periods at once (at most one period per subscription), with the
+   * same result per period as invoicePeriod: bill runs call it per chunk when it is offered.
+   * Outcomes come in the order of `requests`; a period that failed carries its error.
+   */
+  invoicePeriods?(
+    scope: TenantScope,
+    requests: readonly PeriodRequest[],
+    options: { billRunId?: string },
+  ): Promise<PeriodOutcome[]>;
+  /**
+   * invoicePeriods in two steps: read and compute now, write on `commit`, so that a bill run can
+   * prepare its next chunk while the current one is written.
+   */
+  prepareInvoicePeriods?(
+    scope: TenantScope,
+    requests: readonly PeriodRequest[],
+    options: { billRunId?: string },
+  ): Promise<PreparedPeriods>;
 }
+
+/** A chunk read and computed, not yet written (PeriodInvoicing.prepareInvoicePeriods). */
+export interface PreparedPeriods {
+  /** Writes the chunk; outcomes in the order of its requests. Call once. */
+  commit(): Promise<PeriodOutcome[]>;
+}
+
+export interface PeriodRequest {
+  subscriptionId: string;
+  period: BillingPeriod;
+}
+
+export type PeriodOutcome = { ok: true; invoiceId: string; created: boolean } | { ok: false; error: unknown };
 
 /** Late usage of a closed period and unit, not yet adjusted (bill runs' PendingAdjustment). */
 export interface PendingLateUsage {
@@ -135,4 +175,44 @@ export interface LateUsage {
 /** Where a final invoice closes its period to usage (bill runs' ClosedPeriods). */
 export interface PeriodClosing {
   close(scope: TenantScope, customerId: string, period: BillingPeriod, unitIds: readonly string[]): void;
+}
+
+/**
+ * The customer's wallet as an invoice's route and settle stages see it, for subscriptions whose
+ * offering bills through the wallet (PREPAID, HYBRID; ADR 0015).
+ */
+export interface InvoiceWalletState {
+  /** What the wallet already paid of the period's usage as it was metered. */
+  meteredMinor: bigint;
+  /** What it can spend now. */
+  availableMinor: bigint;
+}
+
+/** What the settle stage asks of the wallet: a waterfall debit and/or a give-back of metered excess. */
+export interface WalletMovement {
+  debitMinor: bigint;
+  refundMinor: bigint;
+}
+
+/** What invoicing needs from wallets (the WalletService). */
+export interface InvoiceWallets {
+  /** The wallet for the invoice of the subscription's period; null when its offering is POSTPAID. */
+  invoiceWallet(
+    scope: TenantScope,
+    subscriptionId: string,
+    periodStart: Date,
+  ): Promise<InvoiceWalletState | null>;
+  /**
+   * In the finalising transaction: locks the wallet and the period's metered debits, lets `decide`
+   * (the pure route and settle stages) choose the movement, makes it with keys derived from the
+   * invoice id, and closes the period to metered debits. null when the offering is POSTPAID.
+   */
+  settleInvoice(
+    trx: Kysely<Database>,
+    scope: TenantScope,
+    invoice: { id: string; subscriptionId: string; periodStart: Date; periodEnd: Date },
+    decide: (state: InvoiceWalletState) => WalletMovement,
+  ): Promise<InvoiceWalletState | null>;
+  /** After the finalising transaction committed: tells the edge whether the wallet now blocks. */
+  syncEscrow(scope: TenantScope, customerId: string): Promise<void>;
 }

@@ -13,6 +13,13 @@ import { isTerminal, subscriptionPeriodAt } from "../subscriptions/domain/lifecy
 import type { PinnedPlan, Subscription } from "../subscriptions/domain/subscription.ts";
 import type { StoredPhase, SubscriptionService } from "../subscriptions/service.ts";
 import {
+  noWebhooks,
+  publishEach,
+  type WebhookEventType,
+  type WebhookPublisher,
+} from "../webhooks/publisher.ts";
+import { type ChunkHost, type Draft, type InvoiceReads, prepareChunk } from "./batch.ts";
+import {
   amountDueAfterCredit,
   assertTransition,
   creditNoteRefusal,
@@ -31,6 +38,7 @@ import {
   type PricedPlan,
   runPipeline,
   type UsageReading,
+  usageCharge,
   usageItemsOf,
 } from "./domain/pipeline/index.ts";
 import { lookup } from "./domain/pipeline/types.ts";
@@ -38,12 +46,19 @@ import { renderInvoicePdf } from "./pdf.ts";
 import type {
   BillingEntities,
   BillingPeriod,
+  InvoiceWallets,
   LateUsage,
   PeriodClosing,
   PeriodInvoicing,
+  PeriodOutcome,
+  PeriodRequest,
+  PreparedPeriods,
   TaxContext,
   TaxProvider,
 } from "./ports.ts";
+import { toApi as invoiceToApi } from "./routes/schemas.ts";
+import { settleWithWallet } from "./settlement.ts";
+import * as bulk from "./store/bulk.ts";
 import type { CreditNote } from "./store/credit-notes.ts";
 import * as creditNotes from "./store/credit-notes.ts";
 import * as store from "./store/invoices.ts";
@@ -71,6 +86,8 @@ interface Computed {
   carryOut: Record<string, string>;
   adjustmentCredits: AdjustmentCredit[];
   adjustedEventIds: string[];
+  /** The plans the period's usage was rated with (pinned at its end). */
+  plans: PricedPlan[];
 }
 
 /**
@@ -124,12 +141,15 @@ function isTrialPeriod(subscription: Subscription, period: Period): boolean {
 /**
  * The periods whose in-advance fees the invoice of `period` charges: the next period (the one this
  * invoice opens) unless the subscription ends with `period`, and `period` itself when it is the
- * subscription's first paid period (no earlier invoice opened it).
+ * subscription's first paid period (no earlier invoice opened it). A trial's period charges
+ * nothing: bill runs never invoice it, so the first paid period (starting when the trial ends)
+ * charges its own fee, as a subscription without a trial does.
  */
 export function advancePeriodsFor(subscription: Subscription, period: Period): Period[] {
   const periods: Period[] = [];
-  const trial = isTrialPeriod(subscription, period);
-  if (!trial && period.start.getTime() <= subscription.startAt.getTime()) periods.push(period);
+  if (isTrialPeriod(subscription, period)) return periods;
+  const firstPaidStart = subscription.trialEndAt ?? subscription.startAt;
+  if (period.start.getTime() <= firstPaidStart.getTime()) periods.push(period);
   const endsAt = subscription.endedAt ?? subscription.cancelAt ?? null;
   if (endsAt === null || endsAt.getTime() > period.end.getTime()) {
     periods.push(subscriptionPeriodAt(subscription, period.end));
@@ -154,6 +174,12 @@ function taxContextOf(customer: Customer): TaxContext {
   };
 }
 
+/** Webhook events of #transition's moves (PAID is announced by payments). */
+const transitionEvents: Partial<Record<InvoiceStatus, WebhookEventType>> = {
+  VOID: "invoice.voided",
+  UNCOLLECTIBLE: "invoice.marked_uncollectible",
+};
+
 /**
  * Invoicing: runs the ten-stage pipeline (domain/pipeline) for a subscription period, stores the
  * invoice and moves it through its states. Every action is setup (read the subscription, plans,
@@ -164,11 +190,33 @@ export class BillingService implements PeriodInvoicing {
   readonly #database: DatabaseHandle;
   readonly #clock: Clock;
   readonly #deps: BillingServiceDependencies;
+  /**
+   * Set by the context (wallets are built later): PREPAID and HYBRID invoices are paid from the
+   * wallet first by the route and settle stages (ADR 0015). Unset: every invoice is POSTPAID.
+   */
+  wallets: InvoiceWallets | undefined;
+  /** invoice.created|finalized|voided|marked_uncollectible, in the change's transaction (set by the context). */
+  webhooks: WebhookPublisher = noWebhooks;
+
+  /** What #compute reads, one period at a time (a bill run's chunk reads the same set-wise: batch.ts). */
+  readonly #live: InvoiceReads;
 
   constructor(database: DatabaseHandle, clock: Clock, dependencies: BillingServiceDependencies) {
     this.#database = database;
     this.#clock = clock;
     this.#deps = dependencies;
+    const { subscriptions, customers, meteringReads } = dependencies;
+    this.#live = {
+      subscription: (scope, id) => subscriptions.get(scope, id),
+      phases: (scope, id) => subscriptions.phases(scope, id),
+      customer: (scope, id) => customers.get(scope, id),
+      pendingAdjustments: async (scope, id, before) =>
+        (await dependencies.lateUsage?.pendingAdjustments(scope, id, { before })) ?? [],
+      usage: (scope, input) => meteringReads.usage(scope, input),
+      carryIn: (scope, id, start) => store.carryIn(this.#db, scope, id, start),
+      wallet: async (scope, id, start) =>
+        this.wallets ? this.wallets.invoiceWallet(scope, id, start) : null,
+    };
   }
 
   get #db(): Kysely<Database> {
@@ -214,6 +262,43 @@ export class BillingService implements PeriodInvoicing {
   }
 
   /**
+   * Many subscriptions' periods at once (a bill run's chunk, at most one period per subscription):
+   * the invoices invoicePeriod makes, read in a few statements per chunk and written in one
+   * transaction (batch.ts).
+   */
+  async invoicePeriods(
+    scope: TenantScope,
+    requests: readonly PeriodRequest[],
+    options: { billRunId?: string },
+  ): Promise<PeriodOutcome[]> {
+    return (await this.prepareInvoicePeriods(scope, requests, options)).commit();
+  }
+
+  /** invoicePeriods' reads and computations now, its writes on `commit` (batch.ts). */
+  prepareInvoicePeriods(
+    scope: TenantScope,
+    requests: readonly PeriodRequest[],
+    options: { billRunId?: string },
+  ): Promise<PreparedPeriods> {
+    const host: ChunkHost = {
+      database: this.#database,
+      clock: this.#clock,
+      meteringReads: this.#deps.meteringReads,
+      live: this.#live,
+      walletsWired: this.wallets !== undefined,
+      compute: (scope, subscriptionId, period, billRunId, reads) =>
+        this.#compute(scope, subscriptionId, period, period.end, billRunId, { adjust: true }, reads),
+      storeDrafts: (trx, scope, drafts) => this.#storeDrafts(trx, scope, drafts),
+      finalizeMany: (trx, scope, invoices, postpaid) => this.#finalizeMany(trx, scope, invoices, postpaid),
+      closePeriod: (scope, invoice, plans) => this.#closePeriod(scope, invoice, plans),
+      finalizeExisting: (scope, id) => this.#finalizeExistingDraft(scope, id),
+      invoicePeriod: (scope, subscriptionId, period, options) =>
+        this.invoicePeriod(scope, subscriptionId, period, options),
+    };
+    return prepareChunk(host, scope, requests, options);
+  }
+
+  /**
    * In the invoice's transaction: checks that the late events it adjusts are still pending, issues
    * the credit notes of negative adjustments, and marks the events adjusted on the invoice. Any
    * event another invoice took meanwhile throws StaleAdjustments (the transaction rolls back).
@@ -252,6 +337,8 @@ export class BillingService implements PeriodInvoicing {
     invoice: Pick<Invoice, "subscriptionId" | "customerId" | "periodStart" | "periodEnd">,
     plans?: PricedPlan[],
   ): Promise<void> {
+    // The settlement may have emptied (or refilled) a prepaid wallet: the edge hears it now.
+    await this.wallets?.syncEscrow(scope, invoice.customerId);
     const closedPeriods = this.#deps.closedPeriods;
     if (!closedPeriods) return;
     const period = { start: invoice.periodStart, end: invoice.periodEnd };
@@ -337,7 +424,7 @@ export class BillingService implements PeriodInvoicing {
     invoice: Invoice,
     carryOut: Record<string, string>,
   ): Promise<{ invoiceId: string; created: boolean }> {
-    if (!(await store.insertDraft(trx, invoice))) {
+    if (!(await this.#storeDrafts(trx, scope, [{ invoice, carryOut }])).has(invoice.id)) {
       // A concurrent run invoiced the period first; the insert waited for it and did nothing.
       const id = await store.findInvoiceIdForPeriod(trx, scope, invoice.subscriptionId, invoice.periodStart);
       if (!id)
@@ -346,8 +433,42 @@ export class BillingService implements PeriodInvoicing {
         );
       return { invoiceId: id, created: false };
     }
-    await store.saveCarryOut(trx, scope, invoice.subscriptionId, invoice.periodEnd, invoice.id, carryOut);
     return { invoiceId: invoice.id, created: true };
+  }
+
+  /**
+   * Inserts the drafts with their lines and carry-overs, and announces each one created; a period
+   * invoiced meanwhile is left alone. Returns the ids inserted. One statement per kind of row for
+   * all of them (a bill run's chunk stores hundreds at once).
+   */
+  async #storeDrafts(
+    trx: Kysely<Database>,
+    scope: TenantScope,
+    drafts: readonly Draft[],
+  ): Promise<Set<string>> {
+    const inserted = await bulk.insertDrafts(
+      trx,
+      drafts.map((draft) => draft.invoice),
+    );
+    const created = drafts.filter((draft) => inserted.has(draft.invoice.id));
+    await bulk.saveCarryOuts(
+      trx,
+      scope,
+      created.map(({ invoice, carryOut }) => ({
+        subscriptionId: invoice.subscriptionId,
+        periodStart: invoice.periodEnd,
+        invoiceId: invoice.id,
+        quantities: carryOut,
+      })),
+    );
+    await publishEach(
+      this.webhooks,
+      trx,
+      scope,
+      "invoice.created",
+      created.map(({ invoice }) => invoiceToApi(invoice)),
+    );
+    return inserted;
   }
 
   /**
@@ -365,9 +486,10 @@ export class BillingService implements PeriodInvoicing {
     asOf: Date,
     billRunId: string | undefined,
     options: { adjust: boolean },
+    reads: InvoiceReads = this.#live,
   ): Promise<Computed> {
-    const { subscriptions, customers, taxes } = this.#deps;
-    const subscription = await subscriptions.get(scope, subscriptionId);
+    const { taxes } = this.#deps;
+    const subscription = await reads.subscription(scope, subscriptionId);
     const expected = subscriptionPeriodAt(subscription, period.start);
     if (!samePeriod(expected, period)) {
       throw unprocessable(
@@ -376,22 +498,25 @@ export class BillingService implements PeriodInvoicing {
         `the period starting there is [${expected.start.toISOString()}, ${expected.end.toISOString()})`,
       );
     }
-    const phases = await subscriptions.phases(scope, subscription.id);
+    const phases = await reads.phases(scope, subscription.id);
     const plans = await this.#plansOf(scope, pinnedBefore(phases, period.end) ?? subscription.items);
     const planChanges = await this.#planChanges(scope, phases, period);
-    const customer = await customers.get(scope, subscription.customerId);
+    const customer = await reads.customer(scope, subscription.customerId);
     const promotion = await this.#promotionOf(scope, subscription);
     const input: PipelineInput = {
       currency: subscription.currency,
+      timeZone: subscription.timezone,
       period,
       advancePeriods: advancePeriodsFor(subscription, period),
       chargeUsage: !isTrialPeriod(subscription, period),
       plans,
       openingPlans: planChanges[0]?.from,
       planChanges,
-      adjustments: options.adjust ? await this.#lateAdjustments(scope, subscription, phases, period) : [],
-      usage: await this.#usage(scope, subscription, plans, period, asOf),
-      carryIn: await store.carryIn(this.#db, scope, subscription.id, period.start),
+      adjustments: options.adjust
+        ? await this.#lateAdjustments(scope, subscription, phases, period, reads)
+        : [],
+      usage: await this.#usage(scope, subscription, plans, period, asOf, reads),
+      carryIn: await reads.carryIn(scope, subscription.id, period.start),
       promotion,
       periodsAlreadyDiscounted:
         promotion === null
@@ -404,6 +529,7 @@ export class BillingService implements PeriodInvoicing {
               period.start,
             ),
       taxContext: taxContextOf(customer),
+      wallet: this.wallets ? await reads.wallet(scope, subscription.id, period.start) : null,
     };
     const result = await runPipeline(input, (lines) =>
       taxes.calculate(scope, input.taxContext, input.currency, lines, period.end),
@@ -413,6 +539,7 @@ export class BillingService implements PeriodInvoicing {
       carryOut: result.carryOut,
       adjustmentCredits: result.adjustmentCredits,
       adjustedEventIds: result.adjustedEventIds,
+      plans,
     };
   }
 
@@ -449,10 +576,10 @@ export class BillingService implements PeriodInvoicing {
     subscription: Subscription,
     phases: readonly StoredPhase[],
     period: Period,
+    reads: InvoiceReads,
   ): Promise<LateAdjustment[]> {
-    const lateUsage = this.#deps.lateUsage;
-    if (!lateUsage) return [];
-    const groups = await lateUsage.pendingAdjustments(scope, subscription.id, { before: period.start });
+    if (!this.#deps.lateUsage) return [];
+    const groups = await reads.pendingAdjustments(scope, subscription.id, period.start);
     const adjustments: LateAdjustment[] = [];
     for (const group of groups) {
       const closed = { start: group.periodStart, end: group.periodEnd };
@@ -574,6 +701,7 @@ export class BillingService implements PeriodInvoicing {
     plans: PricedPlan[],
     period: Period,
     asOf: Date,
+    reads: InvoiceReads = this.#live,
   ): Promise<UsageReading[]> {
     const to = new Date(Math.min(asOf.getTime(), period.end.getTime()));
     const readings: UsageReading[] = [];
@@ -585,7 +713,7 @@ export class BillingService implements PeriodInvoicing {
         readings.push({ unitKey: item.billable_unit, aggregation: "NONE", quantity: "0" });
         continue;
       }
-      const answer = await this.#deps.meteringReads.usage(scope, {
+      const answer = await reads.usage(scope, {
         metricRef: item.billable_unit_id ?? item.billable_unit,
         customerId: subscription.customerId,
         range: { from: period.start, to },
@@ -617,6 +745,32 @@ export class BillingService implements PeriodInvoicing {
       duration: promotion.duration,
       durationInPeriods: promotion.durationInPeriods,
     };
+  }
+
+  /**
+   * The usage charge of a subscription period so far, in minor units: the period's stored usage
+   * rated by the invoice's own stages with the plans its invoice will use. Prepaid wallets are
+   * debited the change in it as usage is metered (wallets/prepaid-usage.ts).
+   */
+  async usageCharge(
+    scope: TenantScope,
+    subscriptionId: string,
+    period: Period,
+  ): Promise<{ amountMinor: bigint }> {
+    const { subscriptions } = this.#deps;
+    const subscription =
+      subscriptions.getCached(scope, subscriptionId) ?? (await subscriptions.get(scope, subscriptionId));
+    const phases = await subscriptions.phases(scope, subscription.id);
+    const plans = await this.#plansOf(scope, pinnedBefore(phases, period.end) ?? subscription.items);
+    const charged = usageCharge({
+      currency: subscription.currency,
+      period,
+      chargeUsage: !isTrialPeriod(subscription, period),
+      plans,
+      usage: await this.#usage(scope, subscription, plans, period, period.end),
+      carryIn: await store.carryIn(this.#db, scope, subscription.id, period.start),
+    });
+    return { amountMinor: charged.amountMinor };
   }
 
   // ---- Reading ------------------------------------------------------------------------------
@@ -652,22 +806,79 @@ export class BillingService implements PeriodInvoicing {
   }
 
   async #finalizeIn(trx: Kysely<Database>, scope: TenantScope, invoice: Invoice): Promise<Invoice> {
-    assertTransition(invoice.id, invoice.status, "OPEN", "finalized");
+    const [finalized] = await this.#finalizeMany(trx, scope, [invoice]);
+    if (!finalized) throw new Error(`invoice ${invoice.id} was not finalised`);
+    return finalized;
+  }
+
+  /**
+   * DRAFT → OPEN for each invoice, in `trx`: each billing entity's next numbers are taken at once,
+   * in the invoices' order (its counter row stays locked until commit: no gaps), the wallet
+   * settles its part, and each invoice is announced. `postpaid` names subscriptions known to pay
+   * nothing from a wallet (settling them would change nothing).
+   */
+  async #finalizeMany(
+    trx: Kysely<Database>,
+    scope: TenantScope,
+    invoices: readonly Invoice[],
+    postpaid: ReadonlySet<string> = new Set(),
+  ): Promise<Invoice[]> {
+    for (const invoice of invoices) assertTransition(invoice.id, invoice.status, "OPEN", "finalized");
     const { billingEntities } = this.#deps;
     const now = this.#clock.now();
-    const entityId = invoice.billingEntityId ?? (await billingEntities.defaultEntity(scope, trx)).id;
-    const number = await billingEntities.nextInvoiceNumber(scope, entityId, now, trx);
-    const next: Invoice = {
-      ...invoice,
-      status: "OPEN",
-      number,
-      billingEntityId: entityId,
-      issuedAt: now,
-      finalizedAt: now,
-      dueAt: dueDate(now),
-    };
-    await store.updateInvoiceState(trx, next);
-    return next;
+    let defaultId: string | undefined;
+    const entities: Array<{ invoice: Invoice; entityId: string }> = [];
+    for (const invoice of invoices) {
+      if (invoice.billingEntityId === null && defaultId === undefined) {
+        defaultId = (await billingEntities.defaultEntity(scope, trx)).id;
+      }
+      const entityId = invoice.billingEntityId ?? defaultId;
+      if (entityId === undefined) throw new Error(`invoice ${invoice.id} has no billing entity`);
+      entities.push({ invoice, entityId });
+    }
+    const counts = new Map<string, number>();
+    for (const { entityId } of entities) counts.set(entityId, (counts.get(entityId) ?? 0) + 1);
+    const numbers = new Map<string, string[]>();
+    // Counter rows are locked in one order: two chunks never wait on each other crosswise.
+    for (const [entityId, count] of [...counts].sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0))) {
+      const taken: string[] = [];
+      if (count > 1 && billingEntities.nextInvoiceNumbers) {
+        taken.push(...(await billingEntities.nextInvoiceNumbers(scope, entityId, now, count, trx)));
+      } else {
+        for (let index = 0; index < count; index += 1) {
+          taken.push(await billingEntities.nextInvoiceNumber(scope, entityId, now, trx));
+        }
+      }
+      numbers.set(entityId, taken);
+    }
+    const finalized: Invoice[] = [];
+    for (const { invoice, entityId } of entities) {
+      const number = numbers.get(entityId)?.shift();
+      if (number === undefined) throw new Error(`no invoice number left for ${invoice.id}`);
+      const next: Invoice = {
+        ...invoice,
+        status: "OPEN",
+        number,
+        billingEntityId: entityId,
+        issuedAt: now,
+        finalizedAt: now,
+        dueAt: dueDate(now),
+      };
+      // Settle: the wallet pays its part in this transaction, with the number (ADR 0015).
+      finalized.push(
+        postpaid.has(invoice.subscriptionId) ? next : await settleWithWallet(trx, scope, next, this.wallets),
+      );
+    }
+    if (finalized.length === 1 && finalized[0]) await store.updateInvoiceState(trx, finalized[0]);
+    else await bulk.updateInvoiceStates(trx, scope, finalized);
+    await publishEach(
+      this.webhooks,
+      trx,
+      scope,
+      "invoice.finalized",
+      finalized.map((invoice) => invoiceToApi(invoice)),
+    );
+    return finalized;
   }
 
   /** DRAFT, OPEN or OVERDUE → VOID. A paid invoice cannot be voided (409): credit it instead. */
@@ -718,6 +929,8 @@ export class BillingService implements PeriodInvoicing {
       assertTransition(id, invoice.status, to, action);
       const next = { ...change(invoice, this.#clock.now()), status: to };
       await store.updateInvoiceState(trx, next);
+      const event = transitionEvents[to];
+      if (event) await this.webhooks.publish(trx, scope, event, invoiceToApi(next));
       return next;
     });
   }

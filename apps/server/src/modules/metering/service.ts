@@ -95,7 +95,7 @@ export class MeteringService {
     this.#catalog = catalog;
     this.#customers = customers;
     this.#keys = keys;
-    this.#writer = new EventWriter(database.db, {
+    this.#writer = new EventWriter(database, {
       concurrency: database.kind === "postgres" ? 4 : 1,
       onCommitted: (rows) => {
         for (const listener of this.#listeners) listener(rows);

@@ -36,6 +36,8 @@ export interface UsageRollupsTable {
   customer_id: string;
   billable_unit_id: string;
   hour: Timestamp;
+  /** The writer lane that folded these events: an hour may span several rows (reads sum them). */
+  shard: ColumnType<number, number | undefined, number>;
   event_count: ColumnType<bigint, bigint | number | string, bigint | number | string>;
   value_sum: Numeric;
   value_max: Numeric | null;

@@ -1,5 +1,6 @@
 import type { Kysely } from "kysely";
-import { sql } from "kysely";
+import { CompiledQuery, sql } from "kysely";
+import type { DatabaseHandle } from "../../db/database.ts";
 import type { Database } from "../../db/schema.ts";
 
 /** An event ready to store: validated, enriched, with its id chosen. */
@@ -57,6 +58,7 @@ const DEADLOCK_OR_SERIALIZATION = new Set(["40P01", "40001"]);
  * whichever process or batch it arrives in.
  */
 export class EventWriter {
+  readonly #database: DatabaseHandle;
   readonly #db: Kysely<Database>;
   readonly #maxBatchRows: number;
   readonly #concurrency: number;
@@ -64,12 +66,16 @@ export class EventWriter {
   #queue: Pending[] = [];
   #inFlight = 0;
   #scheduled = false;
+  /** Rollup shards not in use by a commit in flight: each concurrent commit folds into its own. */
+  readonly #freeShards: number[];
 
-  constructor(db: Kysely<Database>, options: EventWriterOptions = {}) {
-    this.#db = db;
+  constructor(database: DatabaseHandle, options: EventWriterOptions = {}) {
+    this.#database = database;
+    this.#db = database.db;
     this.#maxBatchRows = options.maxBatchRows ?? 5_000;
     this.#concurrency = options.concurrency ?? 1;
     this.#onCommitted = options.onCommitted;
+    this.#freeShards = Array.from({ length: this.#concurrency }, (_, shard) => shard);
   }
 
   write(rows: EventRow[]): Promise<WriteOutcome[]> {
@@ -110,16 +116,21 @@ export class EventWriter {
         this.#queue.shift();
       }
       this.#inFlight += 1;
-      void this.#commit(batch).finally(() => {
+      const shard = this.#freeShards.pop() ?? 0;
+      void this.#commit(batch, shard).finally(() => {
         this.#inFlight -= 1;
+        this.#freeShards.push(shard);
         if (this.#queue.length > 0) this.#schedule();
       });
     }
   }
 
-  async #commit(batch: Pending[]): Promise<void> {
+  async #commit(batch: Pending[], shard: number): Promise<void> {
     try {
-      const outcomes = await this.#writeWithRetry(batch.flatMap((pending) => pending.rows));
+      const outcomes = await this.#writeWithRetry(
+        batch.flatMap((pending) => pending.rows),
+        shard,
+      );
       let offset = 0;
       for (const pending of batch) {
         pending.resolve(outcomes.slice(offset, offset + pending.rows.length));
@@ -130,10 +141,10 @@ export class EventWriter {
     }
   }
 
-  async #writeWithRetry(rows: EventRow[]): Promise<WriteOutcome[]> {
+  async #writeWithRetry(rows: EventRow[], shard: number): Promise<WriteOutcome[]> {
     for (let attempt = 1; ; attempt++) {
       try {
-        return await this.#write(rows);
+        return await this.#write(rows, shard);
       } catch (error) {
         const code = (error as { code?: string }).code;
         if (attempt >= 3 || !code || !DEADLOCK_OR_SERIALIZATION.has(code)) throw error;
@@ -141,7 +152,7 @@ export class EventWriter {
     }
   }
 
-  async #write(rows: EventRow[]): Promise<WriteOutcome[]> {
+  async #write(rows: EventRow[], shard: number): Promise<WriteOutcome[]> {
     // The first row with a key is the one stored; later rows with the same key in this batch are
     // duplicates of it. Sorting by key gives every concurrent writer the same lock order.
     const keys = rows.map(scopedKey);
@@ -155,8 +166,7 @@ export class EventWriter {
     // One statement inserts the events and folds them into the rollups: atomic on its own, so no
     // BEGIN/COMMIT round trips (on the embedded database each round trip blocks the event loop).
     const inserted = new Set<string>();
-    const result = await insertEvents(this.#db, unique);
-    for (const row of result.rows) inserted.add(row.id);
+    for (const row of await insertEvents(this.#database, unique, shard)) inserted.add(row.id);
     // Rows that were not inserted already exist (committed by an earlier write): find their ids.
     const existing = new Map<string, string>();
     const duplicates = unique.filter((row) => !inserted.has(row.id));
@@ -204,61 +214,90 @@ async function findExistingIds(db: Kysely<Database>, rows: EventRow[]) {
 }
 
 /**
- * One statement: insert the events that are new, then fold exactly those into the hourly rollups.
- * Hours are cut in UTC whatever the session's time zone.
+ * One statement: insert the events that are new, then fold exactly those into the hourly rollups
+ * (into this commit's `shard` of each hour, so concurrent commits do not wait on one row).
+ * Hours are cut in UTC whatever the session's time zone. The text never changes (rows travel as
+ * twenty arrays), so PostgreSQL prepares and plans it once per connection.
  */
-function insertEvents(db: Kysely<Database>, rows: EventRow[]) {
+const INSERT_EVENTS = `
+  with input as (
+    select * from unnest(
+      $1::text[], $2::text[], $3::text[], $4::text[], $5::text[], $6::text[], $7::text[], $8::text[],
+      $9::numeric[], $10::numeric[], $11::text[], $12::text[], $13::timestamptz[], $14::timestamptz[],
+      $15::text[], $16::boolean[], $17::text[], $18::text[], $19::numeric[], $20::numeric[]
+    ) as t(id, tenant_id, mode, idempotency_key, customer_id, billable_unit_id, metric_key, event_type,
+           quantity, value, unique_value, properties, occurred_at, received_at, source, counted, flags,
+           enrichment, estimated_revenue, estimated_cost)
+  ),
+  inserted as (
+    insert into usage_events (id, tenant_id, mode, idempotency_key, customer_id, billable_unit_id, metric_key,
+      event_type, quantity, value, unique_value, properties, occurred_at, received_at, source, counted, flags,
+      enrichment, estimated_revenue, estimated_cost)
+    select id, tenant_id, mode, idempotency_key, customer_id, billable_unit_id, metric_key, event_type, quantity,
+      value, unique_value, properties::jsonb, occurred_at, received_at, source, counted,
+      case when flags = '' then '{}'::text[] else string_to_array(flags, ',') end,
+      enrichment::jsonb, estimated_revenue, estimated_cost
+    from input
+    on conflict (tenant_id, mode, idempotency_key) do nothing
+    returning id, tenant_id, mode, customer_id, billable_unit_id, occurred_at, value, counted
+  ),
+  rolled as (
+    insert into usage_rollups (tenant_id, mode, customer_id, billable_unit_id, hour, shard, event_count,
+      value_sum, value_max, value_min, latest_value, latest_at)
+    select tenant_id, mode, customer_id, billable_unit_id,
+      date_trunc('hour', occurred_at at time zone 'UTC') at time zone 'UTC', $21::smallint,
+      count(*), coalesce(sum(value), 0), max(value), min(value),
+      (array_agg(value order by occurred_at desc, id desc))[1], max(occurred_at)
+    from inserted
+    where counted
+    group by 1, 2, 3, 4, 5
+    order by 1, 2, 3, 4, 5
+    on conflict (tenant_id, mode, customer_id, billable_unit_id, hour, shard) do update set
+      event_count = usage_rollups.event_count + excluded.event_count,
+      value_sum = usage_rollups.value_sum + excluded.value_sum,
+      value_max = greatest(usage_rollups.value_max, excluded.value_max),
+      value_min = least(usage_rollups.value_min, excluded.value_min),
+      latest_value = case when usage_rollups.latest_at is null or excluded.latest_at >= usage_rollups.latest_at
+        then excluded.latest_value else usage_rollups.latest_value end,
+      latest_at = greatest(usage_rollups.latest_at, excluded.latest_at)
+    returning 1
+  )
+  select id from inserted
+`;
+
+/** The statement's name on PostgreSQL connections: change it whenever INSERT_EVENTS changes. */
+const INSERT_EVENTS_NAME = "aforo_insert_events_v2";
+
+async function insertEvents(
+  database: DatabaseHandle,
+  rows: EventRow[],
+  shard: number,
+): Promise<{ id: string }[]> {
   const column = <T>(pick: (row: EventRow) => T) => rows.map(pick);
-  return sql<{ id: string }>`
-    with input as (
-      select * from unnest(
-        ${column((r) => r.id)}::text[], ${column((r) => r.tenantId)}::text[], ${column((r) => r.mode)}::text[],
-        ${column((r) => r.idempotencyKey)}::text[], ${column((r) => r.customerId)}::text[],
-        ${column((r) => r.billableUnitId)}::text[], ${column((r) => r.metricKey)}::text[],
-        ${column((r) => r.eventType)}::text[], ${column((r) => r.quantity)}::numeric[],
-        ${column((r) => r.value)}::numeric[], ${column((r) => r.uniqueValue)}::text[],
-        ${column((r) => JSON.stringify(r.properties))}::text[], ${column((r) => r.occurredAt.toISOString())}::timestamptz[],
-        ${column((r) => r.receivedAt.toISOString())}::timestamptz[], ${column((r) => r.source)}::text[],
-        ${column((r) => r.counted)}::boolean[], ${column((r) => r.flags.join(","))}::text[],
-        ${column((r) => JSON.stringify(r.enrichment))}::text[], ${column((r) => r.estimatedRevenue)}::numeric[],
-        ${column((r) => r.estimatedCost)}::numeric[]
-      ) as t(id, tenant_id, mode, idempotency_key, customer_id, billable_unit_id, metric_key, event_type,
-             quantity, value, unique_value, properties, occurred_at, received_at, source, counted, flags,
-             enrichment, estimated_revenue, estimated_cost)
-    ),
-    inserted as (
-      insert into usage_events (id, tenant_id, mode, idempotency_key, customer_id, billable_unit_id, metric_key,
-        event_type, quantity, value, unique_value, properties, occurred_at, received_at, source, counted, flags,
-        enrichment, estimated_revenue, estimated_cost)
-      select id, tenant_id, mode, idempotency_key, customer_id, billable_unit_id, metric_key, event_type, quantity,
-        value, unique_value, properties::jsonb, occurred_at, received_at, source, counted,
-        case when flags = '' then '{}'::text[] else string_to_array(flags, ',') end,
-        enrichment::jsonb, estimated_revenue, estimated_cost
-      from input
-      on conflict (tenant_id, mode, idempotency_key) do nothing
-      returning id, tenant_id, mode, customer_id, billable_unit_id, occurred_at, value, counted
-    ),
-    rolled as (
-      insert into usage_rollups (tenant_id, mode, customer_id, billable_unit_id, hour, event_count, value_sum,
-        value_max, value_min, latest_value, latest_at)
-      select tenant_id, mode, customer_id, billable_unit_id,
-        date_trunc('hour', occurred_at at time zone 'UTC') at time zone 'UTC',
-        count(*), coalesce(sum(value), 0), max(value), min(value),
-        (array_agg(value order by occurred_at desc, id desc))[1], max(occurred_at)
-      from inserted
-      where counted
-      group by 1, 2, 3, 4, 5
-      order by 1, 2, 3, 4, 5
-      on conflict (tenant_id, mode, customer_id, billable_unit_id, hour) do update set
-        event_count = usage_rollups.event_count + excluded.event_count,
-        value_sum = usage_rollups.value_sum + excluded.value_sum,
-        value_max = greatest(usage_rollups.value_max, excluded.value_max),
-        value_min = least(usage_rollups.value_min, excluded.value_min),
-        latest_value = case when usage_rollups.latest_at is null or excluded.latest_at >= usage_rollups.latest_at
-          then excluded.latest_value else usage_rollups.latest_value end,
-        latest_at = greatest(usage_rollups.latest_at, excluded.latest_at)
-      returning 1
-    )
-    select id from inserted
-  `.execute(db);
+  const values = [
+    column((r) => r.id),
+    column((r) => r.tenantId),
+    column((r) => r.mode),
+    column((r) => r.idempotencyKey),
+    column((r) => r.customerId),
+    column((r) => r.billableUnitId),
+    column((r) => r.metricKey),
+    column((r) => r.eventType),
+    column((r) => r.quantity),
+    column((r) => r.value),
+    column((r) => r.uniqueValue),
+    column((r) => JSON.stringify(r.properties)),
+    column((r) => r.occurredAt.toISOString()),
+    column((r) => r.receivedAt.toISOString()),
+    column((r) => r.source),
+    column((r) => r.counted),
+    column((r) => r.flags.join(",")),
+    column((r) => JSON.stringify(r.enrichment)),
+    column((r) => r.estimatedRevenue),
+    column((r) => r.estimatedCost),
+    shard,
+  ];
+  if (database.prepared) return database.prepared<{ id: string }>(INSERT_EVENTS_NAME, INSERT_EVENTS, values);
+  const result = await database.db.executeQuery<{ id: string }>(CompiledQuery.raw(INSERT_EVENTS, values));
+  return result.rows;
 }

@@ -10,6 +10,7 @@ import type { ApiKeyService, IssuedKey } from "../api-keys/service.ts";
 import type { CustomerService } from "../customers/service.ts";
 import { promotionIsRedeemable, redemptionRefusal } from "../pricing/domain/promotion.ts";
 import type { PricingService } from "../pricing/service.ts";
+import { noWebhooks, type WebhookPublisher } from "../webhooks/publisher.ts";
 import { SubscriptionDirectory } from "./directory.ts";
 import {
   advance,
@@ -30,6 +31,7 @@ import {
   type Subscription,
   type SubscriptionStatus,
 } from "./domain/subscription.ts";
+import { toApi } from "./routes/schemas.ts";
 import * as store from "./store.ts";
 
 export type { StoredPhase, SubscriptionFilter } from "./store.ts";
@@ -61,6 +63,11 @@ export interface TickResult {
 }
 
 export type SubscriptionListener = (subscription: Subscription) => void;
+
+/** Where a new subscription's period zone comes from (the default billing entity's time zone). */
+export interface TimezoneSource {
+  defaultTimezone(scope: TenantScope, db?: Kysely<Database>): Promise<string>;
+}
 
 interface Committed<T> {
   subscription: Subscription;
@@ -95,6 +102,7 @@ export class SubscriptionService {
   readonly #pricing: PricingService;
   readonly #customers: CustomerService;
   readonly #keys: ApiKeyService;
+  readonly #timezones: TimezoneSource | undefined;
   readonly #listeners = new Set<SubscriptionListener>();
   #ticking: Promise<unknown> | undefined;
   /**
@@ -102,17 +110,26 @@ export class SubscriptionService {
    * subscription id so they are granted once, and tells the edge whether a prepaid wallet blocks.
    */
   wallets: { subscriptionCreated(scope: TenantScope, subscription: Subscription): Promise<void> } | undefined;
+  /** subscription.created|updated|cancelled, in the transaction of the change (set by the context). */
+  webhooks: WebhookPublisher = noWebhooks;
 
   constructor(
     database: DatabaseHandle,
     clock: Clock,
-    services: { pricing: PricingService; customers: CustomerService; keys: ApiKeyService },
+    services: {
+      pricing: PricingService;
+      customers: CustomerService;
+      keys: ApiKeyService;
+      /** The billing entities; without them every subscription's periods are cut in UTC. */
+      billingEntities?: TimezoneSource;
+    },
   ) {
     this.#database = database;
     this.#clock = clock;
     this.#pricing = services.pricing;
     this.#customers = services.customers;
     this.#keys = services.keys;
+    this.#timezones = services.billingEntities;
     // Offerings with subscribers refuse edits that would change what those subscribers pay.
     this.#pricing.setSubscriptionProbe((scope, offeringId, db) =>
       store.hasLiveSubscriptions(db, scope, offeringId),
@@ -246,6 +263,7 @@ export class SubscriptionService {
         input.promotionCode === undefined
           ? undefined
           : await this.#redeemablePromotion(trx, scope, input.promotionCode, plan.offeringId, now);
+      const timezone = await this.#timezones?.defaultTimezone(scope, trx);
       const outcome = newSubscription(
         {
           id: newId("subscription"),
@@ -262,12 +280,14 @@ export class SubscriptionService {
           promotion,
           priceOverrides: input.priceOverrides,
           metadata: input.metadata,
+          timezone,
         },
         now,
       );
       await store.insertSubscription(trx, outcome.subscription);
       await store.appendPhases(trx, outcome.subscription, outcome.phases);
       await this.#notify(trx, outcome.subscription.id);
+      await this.webhooks.publish(trx, scope, "subscription.created", toApi(outcome.subscription));
       return outcome.subscription;
     });
     this.#committed(subscription);
@@ -516,6 +536,14 @@ export class SubscriptionService {
         if (!written) throw new Error(`subscription ${id} changed under a row lock`);
         await store.appendPhases(trx, written, phases);
         await this.#notify(trx, id);
+        // Ending (CANCELLED, or EXPIRED at a scheduled end) is "cancelled"; any other change "updated".
+        const ends = !isTerminal(before.status) && isTerminal(written.status);
+        await this.webhooks.publish(
+          trx,
+          scope,
+          ends ? "subscription.cancelled" : "subscription.updated",
+          toApi(written),
+        );
         subscription = written;
       }
       const value = inside ? await inside(subscription, trx) : undefined;

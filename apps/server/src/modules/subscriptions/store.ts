@@ -5,6 +5,7 @@ import type { TenantScope } from "../../http/route-config.ts";
 import type { ApiKeyRecord } from "../api-keys/registry.ts";
 import { fromDb as keyFromDb } from "../api-keys/store.ts";
 import { nextDueAt, type PhaseEntry } from "./domain/lifecycle.ts";
+import { UTC } from "./domain/period.ts";
 import {
   type PinnedPlan,
   type Subscription,
@@ -57,6 +58,7 @@ export function fromDb(row: Selectable<SubscriptionsTable>): Subscription {
     promotionCode: row.promotion_code,
     priceOverrides: row.price_overrides,
     metadata: row.metadata,
+    timezone: row.timezone,
     createdAt: row.created_at,
     updatedAt: row.updated_at,
     version: row.version,
@@ -86,6 +88,7 @@ function toDb(subscription: Subscription) {
     price_overrides:
       subscription.priceOverrides === null ? null : JSON.stringify(subscription.priceOverrides),
     metadata: JSON.stringify(subscription.metadata),
+    timezone: subscription.timezone ?? UTC,
     due_at: nextDueAt(subscription),
     version: subscription.version,
     updated_at: subscription.updatedAt,
@@ -321,6 +324,27 @@ export async function listPhases(
     .orderBy("seq", "asc")
     .execute();
   return rows.map(phaseFromDb);
+}
+
+/** listPhases for many subscriptions in one query (bill runs read a chunk at once). */
+export async function listPhasesOf(
+  db: Kysely<Database>,
+  scope: TenantScope,
+  subscriptionIds: readonly string[],
+): Promise<Map<string, StoredPhase[]>> {
+  const bySubscription = new Map<string, StoredPhase[]>(subscriptionIds.map((id) => [id, []]));
+  if (subscriptionIds.length === 0) return bySubscription;
+  const rows = await db
+    .selectFrom("subscription_phases")
+    .selectAll()
+    .where("tenant_id", "=", scope.tenantId)
+    .where("mode", "=", scope.mode)
+    .where("subscription_id", "in", subscriptionIds)
+    .orderBy("subscription_id")
+    .orderBy("seq", "asc")
+    .execute();
+  for (const row of rows) bySubscription.get(row.subscription_id)?.push(phaseFromDb(row));
+  return bySubscription;
 }
 
 // ---- Consumer keys (rows of api_keys, written only through ApiKeyService) ----------------------

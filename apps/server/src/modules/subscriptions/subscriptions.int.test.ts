@@ -110,6 +110,7 @@ describe("subscriptions", () => {
         current_period_start: BASE,
         current_period_end: "2026-12-28T00:00:00.000Z",
         billing_anchor_day: 28,
+        timezone: "UTC",
         cancel_at_period_end: false,
         cancel_at: null,
         canceled_at: null,

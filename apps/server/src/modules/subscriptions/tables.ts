@@ -31,6 +31,8 @@ export interface SubscriptionsTable {
   promotion_code: string | null;
   price_overrides: JSONColumnType<Record<string, unknown>> | null;
   metadata: JSONColumnType<Record<string, string>>;
+  /** IANA zone of the period grid (migration 0018; 'UTC' for rows created before it). */
+  timezone: string;
   due_at: Timestamp | null;
   version: number;
   created_at: CreatedAt;

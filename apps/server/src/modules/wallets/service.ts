@@ -12,12 +12,14 @@ import type { DatabaseHandle } from "../../db/database.ts";
 import type { Page, PageRequest } from "../../db/pagination.ts";
 import type { Database } from "../../db/schema.ts";
 import type { TenantScope } from "../../http/route-config.ts";
+import type { InvoiceWalletState, WalletMovement } from "../billing/ports.ts";
 import type { CustomerService } from "../customers/service.ts";
 import type { EntitlementService } from "../entitlements/service.ts";
 import { defaultEscrow } from "../pricing/domain/offering.ts";
 import type { PricingService } from "../pricing/service.ts";
 import type { Subscription } from "../subscriptions/domain/subscription.ts";
 import type { SubscriptionService } from "../subscriptions/service.ts";
+import { noWebhooks, type WebhookPublisher } from "../webhooks/publisher.ts";
 import {
   type AutoTopUp,
   autoTopUpAfter,
@@ -26,6 +28,19 @@ import {
   ledgerProblems,
   type NewEntry,
 } from "./domain.ts";
+import {
+  invoiceDebitKey,
+  invoiceRefundKey,
+  larger,
+  lowBalanceReason,
+  meteredDebitOf,
+  paysFromWallet,
+  refundByBucket,
+  spendableOf,
+  uncoveredOf,
+  usageDebitKey,
+} from "./prepaid.ts";
+import * as prepaidStore from "./prepaid-store.ts";
 import * as store from "./store.ts";
 
 export type { Debit, Hold, LedgerEntry, TopUpRequest, Wallet } from "./store.ts";
@@ -62,6 +77,25 @@ export interface DebitResult {
 export interface HoldInput {
   amount: bigint;
   idempotencyKey?: string | undefined;
+}
+
+/** A subscription period's usage charge, rated from the stored events (prepaid-usage.ts). */
+export interface MeteredUsageInput {
+  subscriptionId: string;
+  periodStart: Date;
+  periodEnd: Date;
+  /** Whole minor units, rounded as the invoice's usage lines are. */
+  chargedMinor: bigint;
+}
+
+export interface MeteredUsageResult {
+  /** Debited now. */
+  debitedMinor: bigint;
+  /** Debited for the period so far. */
+  totalDebitedMinor: bigint;
+  /** Usage the balance could not cover: it stays for the invoice. */
+  uncoveredMinor: bigint;
+  balanceMinor: bigint;
 }
 
 interface Dependencies {
@@ -120,6 +154,8 @@ export class WalletService {
   readonly #escrowQueue = new Map<string, Promise<void>>();
   readonly #blockingOfferings = new Map<string, { blocks: boolean; readAtMs: number }>();
   #expiring: Promise<unknown> | undefined;
+  /** Announces wallet events (the context wires the outbox). */
+  webhooks: WebhookPublisher = noWebhooks;
 
   constructor(database: DatabaseHandle, clock: Clock, deps: Dependencies) {
     this.#database = database;
@@ -522,6 +558,224 @@ export class WalletService {
     return blocks;
   }
 
+  // ---- Prepaid and hybrid usage (ADR 0015) --------------------------------------------------------
+
+  /**
+   * Pays a subscription period's usage from the wallet as it is metered. `chargedMinor` is the
+   * period's usage charge rated from the stored events; the wallet is debited (waterfall) what of
+   * it was not debited before, as far as the balance goes: the rest stays for the invoice. Under
+   * the wallet's lock with the period's row, so a replay, a restart or another process never
+   * debits an amount twice (the debit's key is the period's running total). Nothing happens once
+   * the period's invoice has settled it, for a POSTPAID offering, or without a wallet in the
+   * subscription's currency. An ALERT escrow announces `wallet.low_balance` when the wallet runs
+   * dry (a BLOCK escrow makes the edge refuse instead, as every movement to zero does).
+   */
+  async debitMeteredUsage(
+    scope: TenantScope,
+    input: MeteredUsageInput,
+  ): Promise<MeteredUsageResult | undefined> {
+    const terms = await prepaidStore.subscriptionTerms(this.#db, scope, input.subscriptionId);
+    if (!terms || !paysFromWallet(terms.billingMode)) return undefined;
+    const found = await store.findWalletFor(this.#db, scope, terms.customerId, terms.currency);
+    if (!found) return undefined;
+    const escrow = terms.escrow ?? defaultEscrow(terms.billingMode === "PREPAID" ? "PREPAID" : "HYBRID");
+    const key: prepaidStore.PrepaidPeriodKey = {
+      subscriptionId: input.subscriptionId,
+      periodStart: input.periodStart,
+      periodEnd: input.periodEnd,
+      customerId: terms.customerId,
+      currency: terms.currency,
+    };
+    const { value } = await this.#move(scope, found.id, async ({ trx, wallet, batch, now }) => {
+      const period = await prepaidStore.lockPeriod(trx, scope, key, wallet.id, now);
+      const balanceBefore = batch.totals.balance;
+      if (period.invoiceId !== null) {
+        return {
+          debitedMinor: 0n,
+          totalDebitedMinor: period.debitedMinor,
+          uncoveredMinor: 0n,
+          balanceMinor: balanceBefore,
+        };
+      }
+      const take = meteredDebitOf({
+        chargedMinor: input.chargedMinor,
+        debitedMinor: period.debitedMinor,
+        spendableMinor: balanceBefore,
+      });
+      // A charge rated earlier by a slower worker may arrive after a later one: keep the larger.
+      const usageMinor = larger(input.chargedMinor, period.usageMinor);
+      const debited: { bucket: Bucket; amount: bigint }[] = [];
+      if (take > 0n) {
+        const entries = batch.debit(take, now);
+        if (!entries) throw new Error("a metered debit never exceeds the spendable balance");
+        const debit: store.Debit = {
+          id: newId("walletDebit"),
+          walletId: wallet.id,
+          customerId: terms.customerId,
+          currency: terms.currency,
+          amount: take,
+          idempotencyKey: usageDebitKey(input.subscriptionId, input.periodStart, period.debitedMinor + take),
+          createdAt: now,
+        };
+        markEntries(entries, { idempotencyKey: debit.idempotencyKey, debitId: debit.id });
+        // The key is unique per tenant and mode: a second debit of the same running total fails.
+        await store.insertDebit(trx, scope, debit);
+        for (const entry of entries) debited.push({ bucket: entry.bucket, amount: -entry.amount });
+      }
+      if (take > 0n || usageMinor !== period.usageMinor || period.walletId !== wallet.id) {
+        await prepaidStore.recordDebit(trx, scope, period, { usageMinor, walletId: wallet.id, debited, now });
+      }
+      const totalDebitedMinor = period.debitedMinor + take;
+      const balanceAfter = batch.totals.balance;
+      const uncoveredBefore = uncoveredOf(period);
+      const uncoveredAfter = uncoveredOf({ usageMinor, debitedMinor: totalDebitedMinor });
+      const thresholdMinor = escrow
+        ? toMinorUnits(parseDecimal(escrow.low_balance_threshold), terms.currency, "down")
+        : 0n;
+      const reason =
+        escrow &&
+        lowBalanceReason({
+          onEmpty: escrow.on_empty,
+          thresholdMinor,
+          balanceBefore,
+          balanceAfter,
+          uncoveredBefore,
+          uncoveredAfter,
+        });
+      if (escrow && reason) {
+        await this.webhooks.publish(trx, scope, "wallet.low_balance", {
+          wallet_id: wallet.id,
+          customer_id: terms.customerId,
+          subscription_id: input.subscriptionId,
+          offering_id: terms.offeringId,
+          currency: terms.currency,
+          balance: Number(balanceAfter),
+          threshold: Number(thresholdMinor),
+          on_empty: escrow.on_empty,
+          reason,
+          uncovered_usage: Number(uncoveredAfter),
+        });
+      }
+      return {
+        debitedMinor: take,
+        totalDebitedMinor,
+        uncoveredMinor: uncoveredAfter,
+        balanceMinor: balanceAfter,
+      };
+    });
+    return value;
+  }
+
+  /**
+   * What the wallet brings to the invoice of the subscription's period: the usage it already paid
+   * as metered and what it can spend now. null when the offering does not bill through the wallet.
+   */
+  async invoiceWallet(
+    scope: TenantScope,
+    subscriptionId: string,
+    periodStart: Date,
+  ): Promise<InvoiceWalletState | null> {
+    const terms = await prepaidStore.subscriptionTerms(this.#db, scope, subscriptionId);
+    if (!terms || !paysFromWallet(terms.billingMode)) return null;
+    const period = await prepaidStore.findPeriod(this.#db, scope, subscriptionId, periodStart);
+    const wallet = await store.findWalletFor(this.#db, scope, terms.customerId, terms.currency);
+    const availableMinor = wallet
+      ? spendableOf(await store.openLots(this.#db, wallet.id), this.#clock.now())
+      : 0n;
+    return { meteredMinor: period?.debitedMinor ?? 0n, availableMinor };
+  }
+
+  /**
+   * The wallet's part of an invoice, in the invoice's finalising transaction `trx`: locks the
+   * wallet (the order every movement takes) and the period's metered debits, lets `decide` (the
+   * invoice's pure route and settle stages) choose the movement, debits the balance (waterfall,
+   * key `invoice:<id>`) or gives back metered excess (reverse waterfall), and closes the period to
+   * metered debits. The caller syncs the escrow after its commit. null for POSTPAID offerings.
+   */
+  async settleInvoice(
+    trx: Kysely<Database>,
+    scope: TenantScope,
+    invoice: { id: string; subscriptionId: string; periodStart: Date; periodEnd: Date },
+    decide: (state: InvoiceWalletState) => WalletMovement,
+  ): Promise<InvoiceWalletState | null> {
+    const terms = await prepaidStore.subscriptionTerms(trx, scope, invoice.subscriptionId);
+    if (!terms || !paysFromWallet(terms.billingMode)) return null;
+    const key: prepaidStore.PrepaidPeriodKey = {
+      subscriptionId: invoice.subscriptionId,
+      periodStart: invoice.periodStart,
+      periodEnd: invoice.periodEnd,
+      customerId: terms.customerId,
+      currency: terms.currency,
+    };
+    const found = await store.findWalletFor(trx, scope, terms.customerId, terms.currency);
+    const settle = async (
+      period: prepaidStore.PrepaidPeriod,
+      availableMinor: bigint,
+      move: (movement: WalletMovement) => Promise<void>,
+      now: Date,
+    ): Promise<InvoiceWalletState> => {
+      if (period.invoiceId !== null) {
+        throw new Error(`the period of invoice ${invoice.id} was settled by invoice ${period.invoiceId}`);
+      }
+      const state = { meteredMinor: period.debitedMinor, availableMinor };
+      const movement = decide(state);
+      if (movement.debitMinor > availableMinor || movement.refundMinor > period.debitedMinor) {
+        throw new Error("a settlement moves at most what the wallet has and what was metered");
+      }
+      await move(movement);
+      await prepaidStore.markSettled(trx, scope, period, invoice.id, now);
+      return state;
+    };
+    if (!found) {
+      const now = this.#clock.now();
+      const period = await prepaidStore.lockPeriod(trx, scope, key, null, now);
+      return settle(period, 0n, async () => undefined, now);
+    }
+    const { value } = await this.#move(
+      scope,
+      found.id,
+      async ({ trx: locked, wallet, batch, now }) => {
+        const period = await prepaidStore.lockPeriod(locked, scope, key, wallet.id, now);
+        return settle(
+          period,
+          batch.totals.balance,
+          async ({ debitMinor, refundMinor }) => {
+            if (debitMinor > 0n) {
+              const entries = batch.debit(debitMinor, now);
+              if (!entries) throw new Error("a settlement never debits more than the balance");
+              const debit: store.Debit = {
+                id: newId("walletDebit"),
+                walletId: wallet.id,
+                customerId: terms.customerId,
+                currency: terms.currency,
+                amount: debitMinor,
+                idempotencyKey: invoiceDebitKey(invoice.id),
+                createdAt: now,
+              };
+              markEntries(entries, { idempotencyKey: debit.idempotencyKey, debitId: debit.id });
+              await store.insertDebit(locked, scope, debit);
+            }
+            for (const part of refundMinor > 0n ? refundByBucket(period.byBucket, refundMinor) : []) {
+              const entry = batch.credit({
+                id: newId("walletLot"),
+                bucket: part.bucket,
+                amount: part.amount,
+                remaining: part.amount,
+                expiresAt: null,
+                createdAt: now,
+              });
+              entry.idempotencyKey = invoiceRefundKey(invoice.id, part.bucket);
+            }
+          },
+          now,
+        );
+      },
+      undefined,
+      trx,
+    );
+    return value;
+  }
+
   // ---- Verification -------------------------------------------------------------------------------
 
   /** Every disagreement between the wallet's cached totals, its entries, lots and holds (none: []). */
@@ -545,9 +799,13 @@ export class WalletService {
     walletId: string,
     operate: (movement: Movement) => Promise<T>,
     at?: Date,
+    /** The caller's transaction (an invoice's finalisation); it syncs the escrow after its commit. */
+    outer?: Kysely<Database>,
   ): Promise<{ value: T; wallet: store.Wallet }> {
     const now = at ?? this.#clock.now();
-    const outcome = await this.#db.transaction().execute(async (trx) => {
+    const inTransaction = <R>(work: (trx: Kysely<Database>) => Promise<R>): Promise<R> =>
+      outer ? work(outer) : this.#db.transaction().execute(work);
+    const outcome = await inTransaction(async (trx) => {
       const wallet = await store.lockWallet(trx, scope, walletId);
       if (!wallet) throw walletNotFound(walletId);
       const batch = new LedgerBatch(wallet, await store.openLots(trx, wallet.id), () => newId("ledgerEntry"));
@@ -575,10 +833,23 @@ export class WalletService {
       await store.saveBatch(trx, scope, wallet, batch, now, {
         autoTopUpArmed: topUp.armed === wallet.autoTopUpArmed ? undefined : topUp.armed,
       });
+      // wallet.low_balance once per downward crossing of the wallet's threshold (minor units).
+      const threshold = wallet.autoTopUp?.threshold;
+      if (threshold !== undefined && wallet.balance >= threshold && totals.balance < threshold) {
+        await this.webhooks.publish(trx, scope, "wallet.low_balance", {
+          wallet_id: wallet.id,
+          customer_id: wallet.customerId,
+          currency: wallet.currency,
+          balance: Number(totals.balance),
+          threshold: Number(threshold),
+          reason: "below_threshold",
+          auto_top_up: wallet.autoTopUp?.enabled ?? false,
+        });
+      }
       const after: store.Wallet = { ...wallet, ...totals, autoTopUpArmed: topUp.armed, updatedAt: now };
       return { value, before: wallet, after };
     });
-    if (outcome.before.balance > 0n !== outcome.after.balance > 0n) {
+    if (!outer && outcome.before.balance > 0n !== outcome.after.balance > 0n) {
       await this.syncEscrow(scope, outcome.after.customerId);
     }
     return { value: outcome.value, wallet: outcome.after };

@@ -99,6 +99,27 @@ export interface TopUpRequestsTable {
   created_at: Timestamp;
 }
 
+/** Prepaid and hybrid usage debited as metered, per subscription period (ADR 0015). */
+export interface PrepaidUsageTable {
+  tenant_id: string;
+  mode: Mode;
+  subscription_id: string;
+  period_start: Timestamp;
+  period_end: Timestamp;
+  customer_id: string;
+  currency: string;
+  wallet_id: string | null;
+  usage_minor: Minor;
+  debited_minor: Minor;
+  debited_promotional: Minor;
+  debited_bonus: Minor;
+  debited_cash: Minor;
+  invoice_id: string | null;
+  settled_at: Timestamp | null;
+  created_at: Timestamp;
+  updated_at: Timestamp;
+}
+
 // Wallets' tables, joined into the Database type (db/schema.ts).
 export interface WalletTables {
   wallets: WalletsTable;
@@ -107,4 +128,5 @@ export interface WalletTables {
   wallet_debits: WalletDebitsTable;
   wallet_holds: WalletHoldsTable;
   top_up_requests: TopUpRequestsTable;
+  prepaid_usage: PrepaidUsageTable;
 }

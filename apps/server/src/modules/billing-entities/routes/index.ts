@@ -20,7 +20,8 @@ const BaseCurrency = Type.String({
 const Timezone = Type.String({
   minLength: 1,
   maxLength: 64,
-  description: "IANA time zone (default UTC); it decides in which year an invoice is numbered",
+  description:
+    "IANA time zone (default UTC): subscriptions created while this is the default entity start their periods at its midnights, and it decides in which year an invoice is numbered",
 });
 const InvoicePrefix = Type.String({
   pattern: INVOICE_PREFIX_PATTERN,

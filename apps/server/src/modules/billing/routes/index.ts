@@ -4,6 +4,7 @@ import { Type } from "typebox";
 import type { AppContext } from "../../../context.ts";
 import { tenantScope } from "../../../http/auth.ts";
 import { IdParams, listOf, PaginationQuery, problemResponses } from "../../../http/schemas.ts";
+import { registerPayInvoiceRoute } from "../../payments/routes/index.ts";
 import type { Invoice } from "../domain/invoice.ts";
 import { CreditNoteSchema, creditNoteToApi, InvoiceSchema, InvoiceStatusSchema, toApi } from "./schemas.ts";
 
@@ -103,11 +104,7 @@ export async function billingRoutes(app: FastifyInstance, { context }: { context
     path: string,
     summary: string,
     description: string,
-    run: (
-      scope: ReturnType<typeof tenantScope>,
-      id: string,
-      body: { amount?: number; method?: "manual" },
-    ) => Promise<Invoice>,
+    run: (scope: ReturnType<typeof tenantScope>, id: string) => Promise<Invoice>,
   ) =>
     routes.post(
       `/v1/invoices/:id/${path}`,
@@ -118,27 +115,10 @@ export async function billingRoutes(app: FastifyInstance, { context }: { context
           summary,
           description,
           params: IdParams,
-          ...(path === "pay"
-            ? {
-                body: Type.Object({
-                  amount: Type.Optional(
-                    Type.Integer({ minimum: 0, description: "minor units; must equal what is due" }),
-                  ),
-                  method: Type.Optional(Type.Literal("manual")),
-                }),
-              }
-            : {}),
           response: { 200: invoiceRef, ...problemResponses(404, 409, 422) },
         },
-        // The body is optional: a bare POST pays what is due.
-        preValidation: async (request: { body: unknown }) => {
-          request.body ??= {};
-        },
       },
-      async (request) => {
-        const body = (request.body ?? {}) as { amount?: number; method?: "manual" };
-        return toApi(await run(tenantScope(request), request.params.id, body));
-      },
+      async (request) => toApi(await run(tenantScope(request), request.params.id)),
     );
 
   action(
@@ -153,16 +133,8 @@ export async function billingRoutes(app: FastifyInstance, { context }: { context
     "A PAID invoice cannot be voided (409): issue a credit note instead.",
     (scope, id) => billing.void(scope, id),
   );
-  action(
-    "pay",
-    "Record a manual (offline) payment: OPEN, OVERDUE or UNCOLLECTIBLE → PAID",
-    "`amount`, when given, must equal the amount due (422).",
-    (scope, id, body) =>
-      billing.pay(scope, id, {
-        amount: body.amount === undefined ? undefined : BigInt(body.amount),
-        method: body.method,
-      }),
-  );
+  // Served by payments (manual, or a charge to the customer's saved method), with this Invoice schema.
+  registerPayInvoiceRoute(app, context);
   action(
     "mark_uncollectible",
     "Write an invoice off: OPEN or OVERDUE → UNCOLLECTIBLE",

@@ -93,69 +93,72 @@ export function fromDb(row: Selectable<InvoicesTable>, lines: InvoiceLine[]): In
   };
 }
 
+/** The invoices row of a new draft (insertDraft; bulk.ts inserts many at once). */
+export function draftRow(invoice: Invoice) {
+  return {
+    id: invoice.id,
+    tenant_id: invoice.tenantId,
+    mode: invoice.mode,
+    number: null,
+    status: "DRAFT",
+    customer_id: invoice.customerId,
+    subscription_id: invoice.subscriptionId,
+    billing_entity_id: invoice.billingEntityId,
+    currency: invoice.currency,
+    period_start: invoice.periodStart,
+    period_end: invoice.periodEnd,
+    subtotal: invoice.subtotal,
+    discount_total: invoice.discountTotal,
+    tax_total: invoice.taxTotal,
+    tax_included: invoice.taxIncluded,
+    tax_breakdown: JSON.stringify(invoice.taxBreakdown.map(toBreakdownRow)),
+    credits_applied: invoice.creditsApplied,
+    credit_notes_total: 0n,
+    total: invoice.total,
+    amount_due: invoice.amountDue,
+    amount_paid: 0n,
+    promotion_id: invoice.promotionId,
+    trace: JSON.stringify(invoice.trace),
+    bill_run_id: invoice.billRunId,
+    created_at: invoice.createdAt,
+  };
+}
+
+/** The invoice_lines rows of an invoice, in order. */
+export function lineRows(invoice: Invoice) {
+  return invoice.lines.map((line, position) => ({
+    tenant_id: invoice.tenantId,
+    mode: invoice.mode,
+    invoice_id: invoice.id,
+    position,
+    type: line.type,
+    description: line.description,
+    billable_unit: line.billableUnit,
+    rate_plan_id: line.ratePlanId,
+    model: line.model,
+    quantity: line.quantity,
+    unit_price: line.unitPrice,
+    amount_decimal: line.amountDecimal,
+    amount: line.amountMinor,
+    tax_amount: line.taxMinor,
+    tiers: line.tiers === null ? null : JSON.stringify(line.tiers),
+    period_start: line.periodStart,
+    period_end: line.periodEnd,
+  }));
+}
+
 /** Inserts a draft unless its period is already invoiced; true when this call inserted it. */
 export async function insertDraft(db: Kysely<Database>, invoice: Invoice): Promise<boolean> {
   const inserted = await db
     .insertInto("invoices")
-    .values({
-      id: invoice.id,
-      tenant_id: invoice.tenantId,
-      mode: invoice.mode,
-      number: null,
-      status: "DRAFT",
-      customer_id: invoice.customerId,
-      subscription_id: invoice.subscriptionId,
-      billing_entity_id: invoice.billingEntityId,
-      currency: invoice.currency,
-      period_start: invoice.periodStart,
-      period_end: invoice.periodEnd,
-      subtotal: invoice.subtotal,
-      discount_total: invoice.discountTotal,
-      tax_total: invoice.taxTotal,
-      tax_included: invoice.taxIncluded,
-      tax_breakdown: JSON.stringify(invoice.taxBreakdown.map(toBreakdownRow)),
-      credits_applied: invoice.creditsApplied,
-      credit_notes_total: 0n,
-      total: invoice.total,
-      amount_due: invoice.amountDue,
-      amount_paid: 0n,
-      promotion_id: invoice.promotionId,
-      trace: JSON.stringify(invoice.trace),
-      bill_run_id: invoice.billRunId,
-      created_at: invoice.createdAt,
-    })
+    .values(draftRow(invoice))
     .onConflict((conflict) =>
       conflict.columns(["tenant_id", "mode", "subscription_id", "period_start"]).doNothing(),
     )
     .returning("id")
     .executeTakeFirst();
   if (!inserted) return false;
-  if (invoice.lines.length > 0) {
-    await db
-      .insertInto("invoice_lines")
-      .values(
-        invoice.lines.map((line, position) => ({
-          tenant_id: invoice.tenantId,
-          mode: invoice.mode,
-          invoice_id: invoice.id,
-          position,
-          type: line.type,
-          description: line.description,
-          billable_unit: line.billableUnit,
-          rate_plan_id: line.ratePlanId,
-          model: line.model,
-          quantity: line.quantity,
-          unit_price: line.unitPrice,
-          amount_decimal: line.amountDecimal,
-          amount: line.amountMinor,
-          tax_amount: line.taxMinor,
-          tiers: line.tiers === null ? null : JSON.stringify(line.tiers),
-          period_start: line.periodStart,
-          period_end: line.periodEnd,
-        })),
-      )
-      .execute();
-  }
+  if (invoice.lines.length > 0) await db.insertInto("invoice_lines").values(lineRows(invoice)).execute();
   return true;
 }
 

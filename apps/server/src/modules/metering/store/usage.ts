@@ -9,7 +9,15 @@ export interface UsageSelection {
   billableUnitId: string;
   aggregation: Aggregation;
   customerId?: string | undefined;
+  /** Only these customers (bill runs read a chunk of customers at once); ignored with customerId. */
+  customerIds?: readonly string[] | undefined;
   range: UsageRange;
+}
+
+function customerFilter(selection: UsageSelection): RawBuilder<unknown> {
+  if (selection.customerId) return sql`and customer_id = ${selection.customerId}`;
+  if (selection.customerIds) return sql`and customer_id = any(${[...selection.customerIds]}::text[])`;
+  return sql``;
 }
 
 /** How the answer is split: per customer, per UTC window, per property value. None = one total. */
@@ -52,7 +60,7 @@ export async function aggregateEvents(
   dimensions: UsageDimensions,
 ): Promise<AggregateRow[]> {
   const columns = dimensionColumns(dimensions, sql`occurred_at`, true);
-  const customer = selection.customerId ? sql`and customer_id = ${selection.customerId}` : sql``;
+  const customer = customerFilter(selection);
   const result = await sql<SqlRow>`
     select ${sql.join([...columns, rawAggregate(selection.aggregation)])}
     from usage_events
@@ -79,7 +87,7 @@ export async function aggregateRollups(
 ): Promise<AggregateRow[]> {
   if (dimensions.groupBy.length > 0) throw new Error("rollups hold no properties to group by");
   const columns = dimensionColumns(dimensions, sql`hour`, false);
-  const customer = selection.customerId ? sql`and customer_id = ${selection.customerId}` : sql``;
+  const customer = customerFilter(selection);
   const filter = sql`
     where tenant_id = ${scope.tenantId} and mode = ${scope.mode}
       and billable_unit_id = ${selection.billableUnitId} ${customer}

@@ -1,11 +1,13 @@
 import { AforoError, ExactDecimal, formatDecimal } from "@aforo/core";
 import type { Mode } from "../../../db/schema.ts";
 import {
+  addLocalDays,
   defaultBillingAnchorDay,
   type Period,
   type PeriodAnchor,
   periodContaining,
   remainingShare,
+  UTC,
 } from "./period.ts";
 import {
   type BillingPeriodSpec,
@@ -14,8 +16,6 @@ import {
   type SubscriptionStatus,
   terminalStatuses,
 } from "./subscription.ts";
-
-const DAY_MS = 86_400_000;
 
 /**
  * Every move the state machine allows; anything else is refused with 409 invalid-transition.
@@ -130,6 +130,7 @@ export function billingAnchorOf(subscription: Subscription): PeriodAnchor {
     billingAnchorDay: subscription.billingAnchorDay,
     interval: subscription.billingPeriod.interval,
     count: subscription.billingPeriod.count,
+    timeZone: subscription.timezone ?? UTC,
   };
 }
 
@@ -241,6 +242,8 @@ export interface NewSubscriptionInput {
   promotion?: { id: string; code: string } | undefined;
   priceOverrides?: Record<string, unknown> | null | undefined;
   metadata?: Record<string, string> | undefined;
+  /** IANA zone of the billing entity (period midnights, trial days); UTC when absent. */
+  timezone?: string | undefined;
 }
 
 /**
@@ -264,10 +267,10 @@ export function newSubscription(input: NewSubscriptionInput, now: Date): Outcome
       },
     );
   }
+  const timezone = input.timezone ?? UTC;
   const startAt = input.startAt ?? now;
   const past = startAt.getTime() < now.getTime();
-  const trialEndAt =
-    !past && input.trialDays > 0 ? new Date(startAt.getTime() + input.trialDays * DAY_MS) : null;
+  const trialEndAt = !past && input.trialDays > 0 ? addLocalDays(startAt, input.trialDays, timezone) : null;
   const status: SubscriptionStatus =
     startAt.getTime() > now.getTime() ? "CREATED" : trialEndAt ? "TRIALING" : "ACTIVE";
   const draft: Subscription = {
@@ -284,7 +287,8 @@ export function newSubscription(input: NewSubscriptionInput, now: Date): Outcome
     trialEndAt,
     currentPeriodStart: startAt,
     currentPeriodEnd: startAt,
-    billingAnchorDay: input.billingAnchorDay ?? defaultBillingAnchorDay(interval, trialEndAt ?? startAt),
+    billingAnchorDay:
+      input.billingAnchorDay ?? defaultBillingAnchorDay(interval, trialEndAt ?? startAt, timezone),
     cancelAtPeriodEnd: false,
     cancelAt: null,
     canceledAt: null,
@@ -294,6 +298,7 @@ export function newSubscription(input: NewSubscriptionInput, now: Date): Outcome
     promotionCode: input.promotion?.code ?? null,
     priceOverrides: input.priceOverrides ?? null,
     metadata: input.metadata ?? {},
+    timezone,
     createdAt: now,
     updatedAt: now,
     version: 1,

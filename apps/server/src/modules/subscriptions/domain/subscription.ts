@@ -70,4 +70,9 @@ export interface Subscription {
   cancelAt?: Date | null;
   /** The promotion `promotionCode` redeemed (redemptions are counted by it). */
   promotionId?: string | null;
+  /**
+   * IANA zone whose midnights cut the periods: the default billing entity's when the subscription
+   * was created, kept so that later entity edits never move boundaries already billed. Absent: UTC.
+   */
+  timezone?: string;
 }

@@ -97,6 +97,10 @@ export const SubscriptionSchema = Type.Object(
     current_period_start: Timestamp,
     current_period_end: Timestamp,
     billing_anchor_day: Nullable(Type.Integer()),
+    timezone: Type.String({
+      description:
+        "IANA zone whose midnights start the periods (the default billing entity's when the subscription was created; UTC without one)",
+    }),
     cancel_at_period_end: Type.Boolean(),
     cancel_at: Type.Union([Type.String({ format: "date-time" }), Type.Null()], {
       description: "EXPIRING_SOON: when it becomes EXPIRED",
@@ -161,6 +165,7 @@ export function toApi(subscription: Subscription) {
     current_period_start: subscription.currentPeriodStart.toISOString(),
     current_period_end: subscription.currentPeriodEnd.toISOString(),
     billing_anchor_day: subscription.billingAnchorDay,
+    timezone: subscription.timezone ?? "UTC",
     cancel_at_period_end: subscription.cancelAtPeriodEnd,
     cancel_at: iso(subscription.cancelAt),
     canceled_at: iso(subscription.canceledAt),

@@ -6,6 +6,7 @@ import type { AdjustmentCredit, DraftLine, LateAdjustment, StageResult } from ".
 export interface AdjustInput {
   currency: string;
   adjustments: LateAdjustment[];
+  timeZone?: string | undefined;
 }
 
 export interface AdjustOutput {
@@ -18,8 +19,8 @@ export interface AdjustOutput {
 }
 
 /** "Adjustment for 2026-11-01 – 2026-12-01", as bill runs' adjustmentDescription words it. */
-export function adjustmentTitle(adjustment: Pick<LateAdjustment, "period">): string {
-  return `Adjustment for ${describePeriod(adjustment.period)}`;
+export function adjustmentTitle(adjustment: Pick<LateAdjustment, "period">, timeZone?: string): string {
+  return `Adjustment for ${describePeriod(adjustment.period, timeZone)}`;
 }
 
 /**
@@ -39,7 +40,7 @@ export function adjust(input: AdjustInput): StageResult<AdjustOutput> {
   const creditable = new Map<string, bigint>();
   for (const adjustment of input.adjustments) {
     const { unitKey, priced } = adjustment;
-    const title = adjustmentTitle(adjustment);
+    const title = adjustmentTitle(adjustment, input.timeZone);
     eventIds.push(...adjustment.eventIds);
     trace.push({
       stage: "aggregate",

@@ -1,4 +1,5 @@
 import { assert } from "@aforo/core";
+import type { InvoiceWalletState } from "../../ports.ts";
 import type { InvoiceLine, TaxBreakdownEntry, TraceEntry } from "../invoice.ts";
 import { adjust } from "./adjust.ts";
 import { aggregate } from "./aggregate.ts";
@@ -16,6 +17,7 @@ import { type AdjustmentCredit, type PipelineInput, type TaxCalculator, usageIte
 
 export type * from "./types.ts";
 export { usageItemsOf } from "./types.ts";
+export { usageCharge } from "./usage-charge.ts";
 
 export interface PipelineResult {
   lines: InvoiceLine[];
@@ -61,7 +63,11 @@ export async function runPipeline(
   trace.push(...rolled.trace);
   const aggregated = aggregate({ items, usage: input.usage });
   trace.push(...aggregated.trace);
-  const adjusted = adjust({ currency: input.currency, adjustments: input.adjustments ?? [] });
+  const adjusted = adjust({
+    currency: input.currency,
+    adjustments: input.adjustments ?? [],
+    timeZone: input.timeZone,
+  });
   trace.push(...adjusted.trace.filter((entry) => entry.stage === "aggregate"));
   const allowed = allowance({
     items,
@@ -78,12 +84,14 @@ export async function runPipeline(
     chargeUsage: input.chargeUsage,
     quantities: aggregated.output.quantities,
     rolloverIn: rolled.output.rolloverIn,
+    timeZone: input.timeZone,
   });
   trace.push(...rated.trace);
   const prorated = prorate({
     period: input.period,
     changes: input.planChanges ?? [],
     chargeUsage: input.chargeUsage,
+    timeZone: input.timeZone,
   });
   trace.push(...prorated.trace);
   trace.push(...adjusted.trace.filter((entry) => entry.stage !== "aggregate"));
@@ -114,9 +122,7 @@ export async function runPipeline(
   const subtotal = committed.output.lines.reduce((sum, line) => sum + line.amountMinor, 0n);
   const discountTotal = discounted.output.discountMinor;
   const total = subtotal - discountTotal + taxed.output.taxTotal;
-  const routed = route({ total });
-  trace.push(...routed.trace);
-  const settled = settle({ invoiceMinor: routed.output.invoiceMinor, creditsAvailable: 0n });
+  const settled = routeAndSettle(total, input.wallet ?? null);
   trace.push(...settled.trace);
 
   const lineSum = taxed.output.lines.reduce((sum, line) => sum + line.amountMinor, 0n);
@@ -137,6 +143,19 @@ export async function runPipeline(
     adjustedEventIds: adjusted.output.eventIds,
     trace,
   };
+}
+
+/**
+ * The last two stages on their own: the finalisation runs them again on the wallet it has locked
+ * (the same pure functions, so a preview made on the same wallet state shows the same figures).
+ */
+export function routeAndSettle(
+  total: bigint,
+  wallet: InvoiceWalletState | null,
+): { output: ReturnType<typeof settle>["output"]; trace: TraceEntry[] } {
+  const routed = route({ total, wallet });
+  const settled = settle({ total, routed: routed.output });
+  return { output: settled.output, trace: [...routed.trace, ...settled.trace] };
 }
 
 const emptyTax = { lines: [], exclusiveTaxMinor: 0n, inclusiveTaxMinor: 0n };

@@ -5,7 +5,7 @@ import { aggregate } from "./aggregate.ts";
 import { allowance } from "./allowance.ts";
 import { commit } from "./commit.ts";
 import { allocate, discount, promotionApplies } from "./discount.ts";
-import { runPipeline } from "./index.ts";
+import { runPipeline, usageCharge } from "./index.ts";
 import { quotaCheck } from "./quota-check.ts";
 import { rate } from "./rate.ts";
 import { rollover } from "./rollover.ts";
@@ -289,16 +289,69 @@ describe("pipeline stages (each pure)", () => {
     expect(result.output.breakdown).toHaveLength(2);
   });
 
-  it("route sends everything to the invoice and settle makes it due", () => {
-    expect(route({ total: 1234n }).output).toEqual({ walletMinor: 0n, invoiceMinor: 1234n });
-    expect(settle({ invoiceMinor: 1234n, creditsAvailable: 0n }).output).toEqual({
+  it("route sends everything to the invoice without a wallet and settle makes it due", () => {
+    const routed = route({ total: 1234n, wallet: null });
+    expect(routed.output).toMatchObject({ walletMinor: 0n, invoiceMinor: 1234n, fromBalanceMinor: 0n });
+    expect(settle({ total: 1234n, routed: routed.output }).output).toEqual({
       creditsApplied: 0n,
       amountDue: 1234n,
+      walletDebitMinor: 0n,
+      walletRefundMinor: 0n,
     });
-    expect(settle({ invoiceMinor: 1234n, creditsAvailable: 2000n }).output).toEqual({
-      creditsApplied: 1234n,
+  });
+
+  it("route counts usage paid as metered once, then the balance, and the invoice carries the rest", () => {
+    // 1,234 due: 400 of usage was debited as metered, the balance has 500 → 900 from the wallet.
+    const partly = route({ total: 1234n, wallet: { meteredMinor: 400n, availableMinor: 500n } });
+    expect(partly.output).toEqual({
+      walletMinor: 900n,
+      invoiceMinor: 334n,
+      meteredMinor: 400n,
+      fromBalanceMinor: 500n,
+      refundMinor: 0n,
+    });
+    expect(settle({ total: 1234n, routed: partly.output }).output).toEqual({
+      creditsApplied: 900n,
+      amountDue: 334n,
+      walletDebitMinor: 500n,
+      walletRefundMinor: 0n,
+    });
+    // A rich wallet pays everything but never more than the total.
+    const covered = route({ total: 1234n, wallet: { meteredMinor: 400n, availableMinor: 5000n } });
+    expect(covered.output).toMatchObject({ walletMinor: 1234n, invoiceMinor: 0n, fromBalanceMinor: 834n });
+    // Metered debits beyond the total (a discount came after) go back; nothing is debited.
+    const excess = route({ total: 700n, wallet: { meteredMinor: 1000n, availableMinor: 50n } });
+    expect(excess.output).toEqual({
+      walletMinor: 700n,
+      invoiceMinor: 0n,
+      meteredMinor: 700n,
+      fromBalanceMinor: 0n,
+      refundMinor: 300n,
+    });
+    expect(settle({ total: 700n, routed: excess.output }).output).toMatchObject({
+      creditsApplied: 700n,
       amountDue: 0n,
+      walletRefundMinor: 300n,
     });
+  });
+
+  it("route and settle keep credits_applied + amount_due = total and never overdraw (property)", () => {
+    fc.assert(
+      fc.property(
+        fc.bigInt({ min: -500n, max: 100_000n }),
+        fc.bigInt({ min: 0n, max: 100_000n }),
+        fc.bigInt({ min: 0n, max: 100_000n }),
+        (total, meteredMinor, availableMinor) => {
+          const routed = route({ total, wallet: { meteredMinor, availableMinor } }).output;
+          const settled = settle({ total, routed }).output;
+          const payable = total > 0n ? total : 0n;
+          expect(settled.creditsApplied + settled.amountDue).toBe(payable);
+          expect(settled.amountDue >= 0n && settled.walletDebitMinor <= availableMinor).toBe(true);
+          expect(routed.meteredMinor + settled.walletRefundMinor).toBe(meteredMinor);
+          expect(settled.creditsApplied).toBe(routed.meteredMinor + settled.walletDebitMinor);
+        },
+      ),
+    );
   });
 });
 
@@ -388,5 +441,38 @@ describe("runPipeline", () => {
       ),
       { numRuns: 100 },
     );
+  });
+});
+
+describe("usageCharge (what prepaid wallets are debited as usage is metered)", () => {
+  it("equals the invoice's usage lines for the same usage, each rounded once (property)", async () => {
+    await fc.assert(
+      fc.asyncProperty(
+        fc.integer({ min: 0, max: 60_000 }),
+        fc.integer({ min: 0, max: 9_000 }),
+        fc.integer({ min: 0, max: 200 }),
+        async (calls, tokens, carried) => {
+          const pipelineInput = input({
+            usage: [
+              { unitKey: "calls", aggregation: "COUNT", quantity: String(calls) },
+              { unitKey: "tokens", aggregation: "SUM", quantity: String(tokens) },
+            ],
+            carryIn: { tokens: String(carried) },
+          });
+          const invoice = await runPipeline(pipelineInput, noTax);
+          const usageLines = invoice.lines.filter((line) => line.type === "USAGE_FEE");
+          const charged = usageCharge(pipelineInput);
+          expect(charged.amountMinor).toBe(usageLines.reduce((sum, line) => sum + line.amountMinor, 0n));
+          expect(charged.lines.map((line) => line.amountMinor)).toEqual(
+            usageLines.map((line) => line.amountMinor),
+          );
+        },
+      ),
+      { numRuns: 60 },
+    );
+  });
+
+  it("charges no usage in a trial period", () => {
+    expect(usageCharge(input({ chargeUsage: false })).amountMinor).toBe(0n);
   });
 });

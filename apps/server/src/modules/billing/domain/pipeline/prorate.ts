@@ -1,4 +1,5 @@
 import { formatDecimal, parseDecimal, rateItem, toMinorUnits } from "@aforo/core";
+import { localDay } from "../../../subscriptions/domain/period.ts";
 import type { TraceEntry } from "../invoice.ts";
 import { describePeriod } from "./rate.ts";
 import type { DraftLine, Period, PlanChange, PricedPlan, StageResult } from "./types.ts";
@@ -9,13 +10,13 @@ export interface ProrateInput {
   changes: PlanChange[];
   /** False in a trial: no flat fee of the period was charged, so there is nothing to prorate. */
   chargeUsage: boolean;
+  timeZone?: string | undefined;
 }
 
 export interface ProrateOutput {
   lines: DraftLine[];
 }
 
-const day = (at: Date) => at.toISOString().slice(0, 10);
 const names = (plans: readonly PricedPlan[]) => plans.map((plan) => plan.name).join(" + ") || "no plan";
 
 function prorationLine(
@@ -24,14 +25,15 @@ function prorationLine(
   change: PlanChange,
   period: Period,
   sign: 1 | -1,
+  timeZone: string | undefined,
 ): DraftLine {
   const flat = rateItem(item, "1", { currency: plan.currency, rounding: plan.rounding });
   const exact = parseDecimal(flat.amount_decimal).times(parseDecimal(change.fractionRemaining)).times(sign);
   const timing = item.model === "FLAT_RATE" && item.timing === "in_advance" ? "in advance" : "in arrears";
   const description =
     sign < 0
-      ? `Proration: unused ${change.fractionRemaining} of ${plan.name} (${timing}, ${describePeriod(period)}), changed to ${names(change.to)} on ${day(change.at)}`
-      : `Proration: remaining ${change.fractionRemaining} of ${plan.name} (${timing}, ${describePeriod(period)}), changed from ${names(change.from)} on ${day(change.at)}`;
+      ? `Proration: unused ${change.fractionRemaining} of ${plan.name} (${timing}, ${describePeriod(period, timeZone)}), changed to ${names(change.to)} on ${localDay(change.at, timeZone)}`
+      : `Proration: remaining ${change.fractionRemaining} of ${plan.name} (${timing}, ${describePeriod(period, timeZone)}), changed from ${names(change.from)} on ${localDay(change.at, timeZone)}`;
   return {
     type: "PRORATION",
     description,
@@ -70,7 +72,7 @@ export function prorate(input: ProrateInput): StageResult<ProrateOutput> {
       for (const plan of plans) {
         for (const item of plan.items) {
           if (item.model !== "FLAT_RATE") continue;
-          const line = prorationLine(plan, item, change, input.period, sign);
+          const line = prorationLine(plan, item, change, input.period, sign, input.timeZone);
           lines.push(line);
           trace.push({
             stage: "rate",

@@ -1,4 +1,5 @@
 import { type RatedLine, rateItem } from "@aforo/core";
+import { localDay } from "../../../subscriptions/domain/period.ts";
 import type { TraceEntry } from "../invoice.ts";
 import { type DraftLine, lookup, type Period, type PricedPlan, type StageResult } from "./types.ts";
 
@@ -12,16 +13,16 @@ export interface RateInput {
   chargeUsage: boolean;
   quantities: Record<string, string>;
   rolloverIn: Record<string, string>;
+  timeZone?: string | undefined;
 }
 
 export interface RateOutput {
   lines: DraftLine[];
 }
 
-const day = (at: Date) => at.toISOString().slice(0, 10);
-
-export function describePeriod(period: Period): string {
-  return `${day(period.start)} – ${day(period.end)}`;
+/** "2026-03-01 – 2026-04-01": the period's first and end dates on the zone's calendar. */
+export function describePeriod(period: Period, timeZone?: string): string {
+  return `${localDay(period.start, timeZone)} – ${localDay(period.end, timeZone)}`;
 }
 
 /** VOLUME prices the whole quantity at one tier's price: show it as the line's unit price. */
@@ -68,7 +69,7 @@ export function rate(input: RateInput): StageResult<RateOutput> {
     const rated = rateItem(item, "1", { currency: plan.currency, rounding: plan.rounding });
     for (const period of periods) {
       const timing = item.timing === "in_advance" ? "in advance" : "in arrears";
-      const description = `${plan.name} (${timing}, ${describePeriod(period)})`;
+      const description = `${plan.name} (${timing}, ${describePeriod(period, input.timeZone)})`;
       lines.push(toDraft(plan, rated, period, description));
       trace.push({
         stage: "rate",

@@ -1,5 +1,5 @@
 import type { PlanItem, RoundingMode } from "@aforo/core";
-import type { TaxableLine, TaxContext, TaxResult } from "../../ports.ts";
+import type { InvoiceWalletState, TaxableLine, TaxContext, TaxResult } from "../../ports.ts";
 import type { InvoiceLine, TraceEntry } from "../invoice.ts";
 
 /** Every stage is `(input) => StageResult<output>`: no I/O, no clock, the same answer every time. */
@@ -49,6 +49,8 @@ export type TaxCalculator = (lines: TaxableLine[]) => Promise<TaxResult>;
 
 export interface PipelineInput {
   currency: string;
+  /** IANA zone the period was cut in: line texts name its local dates. Absent: UTC. */
+  timeZone?: string | undefined;
   /** The period being invoiced: usage and in-arrears fees are for it. */
   period: Period;
   /**
@@ -76,6 +78,11 @@ export interface PipelineInput {
   /** Earlier periods of this subscription that the same promotion discounted. */
   periodsAlreadyDiscounted: number;
   taxContext: TaxContext;
+  /**
+   * The customer's wallet, when the offering bills through it (PREPAID, HYBRID): the route and
+   * settle stages decide what it pays. Absent or null: the invoice carries everything.
+   */
+  wallet?: InvoiceWalletState | null | undefined;
 }
 
 /** A change of the pinned plans at `at`, inside the invoiced period. */
