@@ -93,6 +93,8 @@ async function main(): Promise<void> {
       queries: values.queries ?? false,
       profile: values.profile,
     };
+    // BENCH_KEEP=1 keeps the seeded data: `node bench/bill-run.ts --measure '<handoff>'` measures again.
+    if (process.env.BENCH_KEEP) process.stderr.write(`handoff: ${JSON.stringify(handoff)}\n`);
     const measured = await inChild(handoff);
     const report = {
       database: databaseUrl ? "postgres" : "embedded",
@@ -108,8 +110,10 @@ async function main(): Promise<void> {
       exitCode = 1;
     }
   } finally {
-    await rm(dataDir, { recursive: true, force: true });
-    if (databaseUrl && schema) await adminQuery(databaseUrl, `drop schema ${schema} cascade`);
+    if (!process.env.BENCH_KEEP) {
+      await rm(dataDir, { recursive: true, force: true });
+      if (databaseUrl && schema) await adminQuery(databaseUrl, `drop schema ${schema} cascade`);
+    }
   }
   process.exitCode = exitCode;
 }
@@ -133,7 +137,9 @@ async function seed(options: {
   const { databaseUrl, schema, dataDir, clock, customers, eventsPerCustomer } = options;
   const database = await openDatabase({ databaseUrl, dataDir, poolSize: 10, ...(schema ? { schema } : {}) });
   await migrateToLatest(database.db);
-  const context = await createContext(testConfig({ databaseUrl }), database, clock);
+  // No background work while seeding: the daily bill run (a real-time cron at 00:05 UTC) must not
+  // invoice the periods before the measured run does.
+  const context = await createContext(testConfig({ databaseUrl }), database, clock, { background: false });
   const app = await buildApp(context);
   await app.ready();
 
@@ -365,6 +371,8 @@ async function measure(handoff: Handoff): Promise<Record<string, unknown>> {
   const after = process.memoryUsage();
   peakRss = Math.max(peakRss, after.rss);
   peakHeap = Math.max(peakHeap, after.heapUsed);
+  global.gc?.();
+  const heapAfter = process.memoryUsage().heapUsed;
   const totals = await context.billRuns.totals(scope, run.id);
   // A second run finds every period billed: it must create nothing.
   const againStartedMs = Date.now();
@@ -387,6 +395,7 @@ async function measure(handoff: Handoff): Promise<Record<string, unknown>> {
     heap_before_run_mib: mib(heapBefore),
     external_before_run_mib: mib(externalBefore),
     peak_heap_mib: mib(peakHeap),
+    heap_after_run_mib: mib(heapAfter),
     second_run: {
       status: again.status,
       invoices_created: again.invoicesCreated,

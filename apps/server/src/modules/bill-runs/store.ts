@@ -156,21 +156,25 @@ export async function subscriptionsAfter(
   return rows.map(subscriptionFromDb);
 }
 
-/** The end of the last period invoiced, per subscription (absent: none yet). */
+/**
+ * The end of the last period invoiced, per subscription (absent: none yet). One index probe per
+ * subscription (LATERAL): planned without statistics — the embedded database has no autovacuum,
+ * and a first run fills the table as it goes — an IN list scans the whole table for every page.
+ */
 export async function billedThrough(
   db: Kysely<Database>,
   scope: TenantScope,
   subscriptionIds: readonly string[],
 ): Promise<Map<string, Date>> {
   if (subscriptionIds.length === 0) return new Map();
-  const rows = await db
-    .selectFrom("billed_periods")
-    .select(["subscription_id", (eb) => eb.fn.max("period_end").as("through")])
-    .where("tenant_id", "=", scope.tenantId)
-    .where("mode", "=", scope.mode)
-    .where("subscription_id", "in", subscriptionIds)
-    .groupBy("subscription_id")
-    .execute();
+  const { rows } = await sql<{ subscription_id: string; through: Date | string }>`
+    select k.id as subscription_id, x.through from unnest(${[...subscriptionIds]}::text[]) as k(id)
+    cross join lateral (
+      select max(b.period_end) as through from billed_periods b
+      where b.subscription_id = k.id and b.tenant_id = ${scope.tenantId} and b.mode = ${scope.mode}
+    ) as x
+    where x.through is not null
+  `.execute(db);
   return new Map(rows.map((row) => [row.subscription_id, new Date(row.through)]));
 }
 

@@ -120,25 +120,14 @@ export async function prepareChunk(
 ): Promise<PreparedPeriods> {
   if (requests.length === 0) return { commit: async () => [] };
   const outcomes: Array<PeriodOutcome | undefined> = requests.map(() => undefined);
-  const db = host.database.db;
-  const existing = await bulk.invoiceIdsForPeriods(
-    db,
-    scope,
-    requests.map((request) => ({
-      subscriptionId: request.subscriptionId,
-      periodStart: request.period.start,
-    })),
-  );
   const reads = await ChunkReads.load(host, scope, requests);
 
-  // As invoicePeriod: a period invoiced before is finalised, anything else is computed.
+  // A period invoiced before (a resumed run, a draft) is not looked for here: its insert finds it
+  // (the unique period key) and it is finalised then, as invoicePeriod does when it loses a race.
   const singles: number[] = [];
-  const finalizing: Array<{ index: number; invoiceId: string }> = [];
   const computing: number[] = [];
   requests.forEach((request, index) => {
-    const invoiceId = existing.get(bulk.periodKey(request.subscriptionId, request.period.start));
-    if (invoiceId) finalizing.push({ index, invoiceId });
-    else if (reads.needsSinglePath(request.subscriptionId)) singles.push(index);
+    if (reads.needsSinglePath(request.subscriptionId)) singles.push(index);
     else computing.push(index);
   });
 
@@ -154,8 +143,9 @@ export async function prepareChunk(
           reads,
         );
         return { index, value };
-      } catch (error) {
-        outcomes[index] = { ok: false, error };
+      } catch {
+        // invoicePeriod gives the answer: it finalises an invoiced period first, or fails the same way.
+        singles.push(index);
         return undefined;
       }
     }),
@@ -168,8 +158,7 @@ export async function prepareChunk(
     else toWrite.push(entry);
   }
   return {
-    commit: () =>
-      commitChunk(host, scope, requests, options, { outcomes, toWrite, finalizing, singles, reads }),
+    commit: () => commitChunk(host, scope, requests, options, { outcomes, toWrite, singles, reads }),
   };
 }
 
@@ -181,12 +170,12 @@ async function commitChunk(
   prepared: {
     outcomes: Array<PeriodOutcome | undefined>;
     toWrite: Array<{ index: number; value: ChunkComputed }>;
-    finalizing: Array<{ index: number; invoiceId: string }>;
     singles: number[];
     reads: ChunkReads;
   },
 ): Promise<PeriodOutcome[]> {
-  const { outcomes, toWrite, finalizing, singles, reads } = prepared;
+  const { outcomes, toWrite, singles, reads } = prepared;
+  const finalizing: Array<{ index: number; invoiceId: string }> = [];
   const db = host.database.db;
   if (toWrite.length > 0) {
     try {
@@ -210,7 +199,8 @@ async function commitChunk(
           outcomes[index] = { ok: true, invoiceId: invoice.id, created: true };
           continue;
         }
-        // Another invoicePeriod stored the period first: finalise what it stored, as invoicePeriod does.
+        // Invoiced before (a resumed run, a draft) or by a concurrent invoicePeriod: finalise what
+        // is stored, as invoicePeriod does.
         const request = requests[index] as PeriodRequest;
         const id = await findInvoiceIdForPeriod(db, scope, request.subscriptionId, request.period.start);
         if (id) finalizing.push({ index, invoiceId: id });

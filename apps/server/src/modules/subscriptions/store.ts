@@ -1,4 +1,4 @@
-import type { Kysely, Selectable } from "kysely";
+import { type Kysely, type Selectable, sql } from "kysely";
 import { fetchPage, type Page, type PageRequest } from "../../db/pagination.ts";
 import type { Database, Mode } from "../../db/schema.ts";
 import type { TenantScope } from "../../http/route-config.ts";
@@ -326,7 +326,10 @@ export async function listPhases(
   return rows.map(phaseFromDb);
 }
 
-/** listPhases for many subscriptions in one query (bill runs read a chunk at once). */
+/**
+ * listPhases for many subscriptions in one query (bill runs read a chunk at once). One index probe
+ * per subscription (LATERAL): without statistics an IN list would scan the whole table.
+ */
 export async function listPhasesOf(
   db: Kysely<Database>,
   scope: TenantScope,
@@ -334,15 +337,15 @@ export async function listPhasesOf(
 ): Promise<Map<string, StoredPhase[]>> {
   const bySubscription = new Map<string, StoredPhase[]>(subscriptionIds.map((id) => [id, []]));
   if (subscriptionIds.length === 0) return bySubscription;
-  const rows = await db
-    .selectFrom("subscription_phases")
-    .selectAll()
-    .where("tenant_id", "=", scope.tenantId)
-    .where("mode", "=", scope.mode)
-    .where("subscription_id", "in", subscriptionIds)
-    .orderBy("subscription_id")
-    .orderBy("seq", "asc")
-    .execute();
+  const { rows } = await sql<Selectable<SubscriptionPhasesTable>>`
+    select p.* from unnest(${[...subscriptionIds]}::text[]) as k(id)
+    cross join lateral (
+      select * from subscription_phases
+      where tenant_id = ${scope.tenantId} and mode = ${scope.mode} and subscription_id = k.id
+      offset 0
+    ) as p
+    order by p.subscription_id, p.seq
+  `.execute(db);
   for (const row of rows) bySubscription.get(row.subscription_id)?.push(phaseFromDb(row));
   return bySubscription;
 }

@@ -13,6 +13,12 @@ import { fromDb as subscriptionFromDb } from "../../subscriptions/store.ts";
 import type { Invoice } from "../domain/invoice.ts";
 import { draftRow, lineRows } from "./invoices.ts";
 
+/*
+ * Lookups by lists of non-unique keys probe an index once per key (a LATERAL subquery per key):
+ * planned without statistics — the embedded database has no autovacuum, and a first run fills its
+ * tables as it goes — an IN list or a join against the whole table turns into sequential scans.
+ */
+
 /** PostgreSQL takes at most 65,535 parameters per statement; stay well below. */
 const MAX_PARAMETERS = 30_000;
 
@@ -73,28 +79,6 @@ export async function findCustomers(
   return found;
 }
 
-/** The invoice of each period that has one (findInvoiceIdForPeriod), by periodKey. */
-export async function invoiceIdsForPeriods(
-  db: Kysely<Database>,
-  scope: TenantScope,
-  refs: readonly PeriodRef[],
-): Promise<Map<string, string>> {
-  const found = new Map<string, string>();
-  for (const slice of slices(refs, 2)) {
-    const { rows } = await sql<{ id: string; subscription_id: string; period_start: Date | string }>`
-      select i.id, i.subscription_id, i.period_start from invoices i
-      join unnest(
-        ${slice.map((ref) => ref.subscriptionId)}::text[],
-        ${slice.map((ref) => ref.periodStart.toISOString())}::timestamptz[]
-      ) as k(subscription_id, period_start)
-        on i.subscription_id = k.subscription_id and i.period_start = k.period_start
-      where i.tenant_id = ${scope.tenantId} and i.mode = ${scope.mode}
-    `.execute(db);
-    for (const row of rows) found.set(periodKey(row.subscription_id, new Date(row.period_start)), row.id);
-  }
-  return found;
-}
-
 /** The allowance carried into each period (carryIn), by periodKey; absent keys carry nothing. */
 export async function carryInsFor(
   db: Kysely<Database>,
@@ -109,13 +93,17 @@ export async function carryInsFor(
       billable_unit: string;
       quantity: string;
     }>`
-      select r.subscription_id, r.period_start, r.billable_unit, r.quantity from subscription_rollovers r
-      join unnest(
+      select k.subscription_id, k.period_start, x.billable_unit, x.quantity
+      from unnest(
         ${slice.map((ref) => ref.subscriptionId)}::text[],
         ${slice.map((ref) => ref.periodStart.toISOString())}::timestamptz[]
       ) as k(subscription_id, period_start)
-        on r.subscription_id = k.subscription_id and r.period_start = k.period_start
-      where r.tenant_id = ${scope.tenantId} and r.mode = ${scope.mode}
+      cross join lateral (
+        select r.billable_unit, r.quantity from subscription_rollovers r
+        where r.tenant_id = ${scope.tenantId} and r.mode = ${scope.mode}
+          and r.subscription_id = k.subscription_id and r.period_start = k.period_start
+        offset 0
+      ) as x
     `.execute(db);
     for (const row of rows) {
       const key = periodKey(row.subscription_id, new Date(row.period_start));
