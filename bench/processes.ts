@@ -121,7 +121,9 @@ export async function startAforo(options: AforoOptions): Promise<Child> {
   if (options.databaseUrl) env.DATABASE_URL = options.databaseUrl;
   else delete env.DATABASE_URL;
   delete env.AFORO_PUBLIC_URL;
-  const child = spawn(process.execPath, [AFORO_MAIN, "start", "--json"], {
+  // BENCH_SERVER_NODE_ARGS="--cpu-prof --cpu-prof-dir=/tmp/prof" profiles the server under load.
+  const nodeArgs = process.env.BENCH_SERVER_NODE_ARGS?.split(" ").filter(Boolean) ?? [];
+  const child = spawn(process.execPath, [...nodeArgs, AFORO_MAIN, "start", "--json"], {
     cwd: REPO_ROOT,
     env,
     stdio: ["ignore", "pipe", "pipe"],

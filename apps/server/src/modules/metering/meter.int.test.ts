@@ -39,6 +39,27 @@ describe("POST /v1/meter", () => {
     expect(rows).toHaveLength(1);
   });
 
+  it("stores keys and properties with quotes, backslashes, braces, commas and NULL exactly", async () => {
+    const key = 'k "quoted" \\ back,slash {brace} NULL ünï';
+    const properties = { path: '/a"b\\c', list: ["x,y", "{z}"], nothing: null, text: "NULL" };
+    const response = await meter({
+      customer_id: customer.id,
+      metric_id: "api_calls",
+      idempotency_key: key,
+      properties,
+    });
+    expect(response.statusCode).toBe(202);
+    const row = await t.database.db
+      .selectFrom("usage_events")
+      .select(["idempotency_key", "properties"])
+      .where("id", "=", response.json().id)
+      .executeTakeFirstOrThrow();
+    expect(row).toEqual({ idempotency_key: key, properties });
+    expect(
+      (await meter({ customer_id: customer.id, metric_id: "api_calls", idempotency_key: key })).json().status,
+    ).toBe("DUPLICATE");
+  });
+
   it("accepts the SDK's camelCase spellings and an external id", async () => {
     const response = await meter({
       customerId: "crm-42",

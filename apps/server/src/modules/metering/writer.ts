@@ -273,7 +273,7 @@ async function insertEvents(
   rows: EventRow[],
   shard: number,
 ): Promise<{ id: string }[]> {
-  const column = <T>(pick: (row: EventRow) => T) => rows.map(pick);
+  const column = (pick: (row: EventRow) => string | boolean | null) => arrayLiteral(rows.map(pick));
   const values = [
     column((r) => r.id),
     column((r) => r.tenantId),
@@ -300,4 +300,25 @@ async function insertEvents(
   if (database.prepared) return database.prepared<{ id: string }>(INSERT_EVENTS_NAME, INSERT_EVENTS, values);
   const result = await database.db.executeQuery<{ id: string }>(CompiledQuery.raw(INSERT_EVENTS, values));
   return result.rows;
+}
+
+const NEEDS_ESCAPE = /["\\]/;
+
+/**
+ * A PostgreSQL array literal (`{"a",NULL,"b"}`) for one column. The driver would build the same
+ * text, escaping every element with two regular-expression replaces; on a 1,000-event batch that
+ * was a tenth of the server's time, and almost no element needs escaping at all.
+ */
+export function arrayLiteral(values: ReadonlyArray<string | boolean | null>): string {
+  let text = "{";
+  for (let i = 0; i < values.length; i++) {
+    if (i > 0) text += ",";
+    const value = values[i];
+    if (value === null || value === undefined) text += "NULL";
+    else if (value === true) text += "t";
+    else if (value === false) text += "f";
+    else if (NEEDS_ESCAPE.test(value)) text += `"${value.replace(/[\\"]/g, "\\$&")}"`;
+    else text += `"${value}"`;
+  }
+  return `${text}}`;
 }
