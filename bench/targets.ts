@@ -107,6 +107,18 @@ export const targets: readonly Target[] = [
     body: singleEvent,
     baseline: "bare_post",
   },
+  {
+    // The latency yardstick for can_access_latency_4c_2000: what the same client sees from a server
+    // that does nothing, at the same load (the tail here is the machine's and the client's).
+    name: "bare_post_latency_4c_2000",
+    server: "bare",
+    method: "POST",
+    path: "/v1/canAccess",
+    authenticated: true,
+    body: canAccessBody(BOOLEAN_FEATURE),
+    connections: LATENCY_CONNECTIONS,
+    overallRate: CAN_ACCESS_LATENCY_RATE,
+  },
   { name: "healthz", server: "aforo", method: "GET", path: "/healthz", baseline: "bare_get" },
   {
     name: "meter_single",

@@ -1,3 +1,4 @@
+import { createServer } from "node:http";
 import { AforoError } from "@aforo/core";
 import Fastify, {
   type FastifyError,
@@ -13,7 +14,7 @@ import { registerDocsRoutes, registerOpenApi } from "./http/docs.ts";
 import { registerIdempotency } from "./http/idempotency.ts";
 import { registerObservability } from "./http/observability.ts";
 import { fromFastifyError, sendProblem } from "./http/problem.ts";
-import { policyFor } from "./http/rate-limit/limiter.ts";
+import { admitRate } from "./http/rate-limit/limiter.ts";
 import { requestIdFor } from "./http/request-id.ts";
 import { recordRoutes } from "./http/route-registry.ts";
 import "./http/route-config.ts";
@@ -25,6 +26,7 @@ import { billingRoutes } from "./modules/billing/routes/index.ts";
 import { billingEntityRoutes } from "./modules/billing-entities/routes/index.ts";
 import { catalogRoutes } from "./modules/catalog/routes/index.ts";
 import { customerRoutes } from "./modules/customers/routes/index.ts";
+import { createCanAccessFastPath } from "./modules/entitlements/routes/can-access-fast-path.ts";
 import { entitlementsRoutes } from "./modules/entitlements/routes/index.ts";
 import { meteringRoutes } from "./modules/metering/routes/index.ts";
 import { paymentRoutes } from "./modules/payments/routes/index.ts";
@@ -45,6 +47,8 @@ export interface BuildAppOptions {
 export async function buildApp(context: AppContext, options: BuildAppOptions = {}): Promise<FastifyInstance> {
   const { config, clock } = context;
   let shuttingDown = false;
+  let closing = false;
+  const canAccessFastPath = createCanAccessFastPath(context, { app: () => app, closing: () => closing });
   const app = Fastify({
     logger: options.logger ?? false,
     genReqId: requestIdFor,
@@ -55,6 +59,21 @@ export async function buildApp(context: AppContext, options: BuildAppOptions = {
     childLoggerFactory: (logger) => logger,
     bodyLimit: BODY_LIMIT_BYTES,
     return503OnClosing: true,
+    // Fastify's own HTTP/1 server, except that POST /v1/canAccess takes its fast path first.
+    serverFactory: (handler, options) => {
+      const server = createServer(options.http ?? {}, (request, response) => {
+        if (!canAccessFastPath(request, response)) handler(request, response);
+      });
+      // As Fastify sets up the server it makes (options arrive with Fastify's defaults filled in).
+      const { keepAliveTimeout, requestTimeout, connectionTimeout, maxRequestsPerSocket } = options;
+      if (typeof keepAliveTimeout === "number") server.keepAliveTimeout = keepAliveTimeout;
+      if (typeof requestTimeout === "number") server.requestTimeout = requestTimeout;
+      if (typeof connectionTimeout === "number") server.setTimeout(connectionTimeout);
+      if (typeof maxRequestsPerSocket === "number" && maxRequestsPerSocket > 0) {
+        server.maxRequestsPerSocket = maxRequestsPerSocket;
+      }
+      return server;
+    },
     forceCloseConnections: "idle",
     routerOptions: { ignoreTrailingSlash: true },
     schemaController: {
@@ -66,6 +85,10 @@ export async function buildApp(context: AppContext, options: BuildAppOptions = {
   recordRoutes(app);
   app.decorateRequest("auth", undefined);
   app.addSchema(ProblemSchema);
+  app.addHook("preClose", (done) => {
+    closing = true;
+    done();
+  });
   app.addHook("onClose", async () => {
     shuttingDown = true;
   });
@@ -91,24 +114,11 @@ export async function buildApp(context: AppContext, options: BuildAppOptions = {
     const auth = request.auth;
     if (!auth) return;
     const rateClass = request.routeOptions.config.rateLimit ?? "management";
-    const policy = policyFor(rateClass, auth.rateLimits);
-    const result = context.rateLimiter.take(auth.keyId, rateClass, policy, clock.now().getTime());
-    reply.header("X-RateLimit-Limit", policy.limitPerMinute);
-    reply.header("X-RateLimit-Remaining", result.remaining);
-    reply.header("X-RateLimit-Reset", result.resetAtSeconds);
-    if (!result.allowed) {
-      throw new AforoError(
-        "rate-limited",
-        `Rate limit of ${policy.limitPerMinute} requests per minute (burst ${policy.burst}) exceeded. Retry after ${result.retryAfterSeconds} seconds.`,
-        {
-          headers: { "Retry-After": String(result.retryAfterSeconds) },
-          extensions: {
-            retry_after: result.retryAfterSeconds,
-            reset_at: new Date(result.resetAtSeconds * 1000).toISOString(),
-          },
-        },
-      );
-    }
+    const verdict = admitRate(context.rateLimiter, auth, rateClass, clock.now().getTime());
+    reply.header("X-RateLimit-Limit", verdict.limit);
+    reply.header("X-RateLimit-Remaining", verdict.remaining);
+    reply.header("X-RateLimit-Reset", verdict.resetAtSeconds);
+    if (verdict.refusal) throw verdict.refusal;
   };
   app.addHook("onRequest", (request, reply, done) => {
     reply.header("X-Request-Id", request.id);

@@ -1,11 +1,11 @@
 import { AforoError } from "@aforo/core";
 import type { FastifyRequest } from "fastify";
-import { grants } from "../modules/api-keys/domain.ts";
+import { grants, type Scope } from "../modules/api-keys/domain.ts";
 import type { ApiKeyRecord } from "../modules/api-keys/registry.ts";
 import type { ApiKeyService } from "../modules/api-keys/service.ts";
 import type { Tenant } from "../modules/tenants/domain.ts";
 import type { TenantService } from "../modules/tenants/service.ts";
-import type { TenantScope } from "./route-config.ts";
+import type { AuthContext, TenantScope } from "./route-config.ts";
 
 const BEARER = /^Bearer\s+(\S+)\s*$/i;
 
@@ -19,6 +19,7 @@ function unauthorized(detail: string): AforoError {
  * route's scope (403). Operator and tenant keys are not interchangeable.
  */
 export function createAuthHook(keys: ApiKeyService, tenants: TenantService) {
+  const authenticateTenant = createTenantAuthenticator(keys, tenants);
   // Synchronous unless the tenant is not in memory yet: a promise per request costs the hot paths.
   return function authenticate(request: FastifyRequest): void | Promise<void> {
     request.auth = undefined;
@@ -28,12 +29,8 @@ export function createAuthHook(keys: ApiKeyService, tenants: TenantService) {
     const requirement = config.auth ?? (request.routeOptions.url?.startsWith("/v1/") ? "tenant" : "public");
     if (requirement === "public") return;
 
-    const header = request.headers.authorization;
-    const presented = typeof header === "string" ? BEARER.exec(header)?.[1] : undefined;
-    if (!presented) throw unauthorized("Send 'Authorization: Bearer <key>'.");
-    const key = keys.authenticate(presented);
-
     if (requirement === "operator") {
+      const key = keys.authenticate(presentedKey(request.headers.authorization));
       if (key?.kind !== "operator") {
         throw unauthorized("This operation needs a valid operator key (afo_…).");
       }
@@ -41,7 +38,39 @@ export function createAuthHook(keys: ApiKeyService, tenants: TenantService) {
       return;
     }
 
-    const tenantHeader = request.headers["x-tenant-id"];
+    const auth = authenticateTenant(
+      request.headers.authorization,
+      request.headers["x-tenant-id"],
+      config.scope,
+    );
+    if (!(auth instanceof Promise)) {
+      request.auth = auth;
+      return;
+    }
+    return auth.then((admitted) => {
+      request.auth = admitted;
+    });
+  };
+}
+
+function presentedKey(header: string | undefined): string {
+  const presented = typeof header === "string" ? BEARER.exec(header)?.[1] : undefined;
+  if (!presented) throw unauthorized("Send 'Authorization: Bearer <key>'.");
+  return presented;
+}
+
+/**
+ * A tenant route's authentication from its two headers, without a request object: the Fastify
+ * hook and the canAccess fast path (see fast-path.ts) share it. Throws the problem to answer;
+ * synchronous unless the tenant is not in memory yet.
+ */
+export function createTenantAuthenticator(keys: ApiKeyService, tenants: TenantService) {
+  return function authenticateTenant(
+    authorization: string | undefined,
+    tenantHeader: string | string[] | undefined,
+    scope: Scope | undefined,
+  ): AuthContext | Promise<AuthContext> {
+    const key = keys.authenticate(presentedKey(authorization));
     if (typeof tenantHeader !== "string" || tenantHeader.trim() === "") {
       throw new AforoError("missing-tenant", "Send 'X-Tenant-Id' with the tenant's id or slug.");
     }
@@ -51,25 +80,24 @@ export function createAuthHook(keys: ApiKeyService, tenants: TenantService) {
     }
     const tenantRef = tenantHeader.trim();
     const cached = tenants.resolveCached(tenantRef);
-    if (cached) return admitTenantKey(request, key, cached, tenantRef);
-    return tenants.resolve(tenantRef).then((tenant) => admitTenantKey(request, key, tenant, tenantRef));
+    if (cached) return admitTenantKey(key, cached, tenantRef, scope);
+    return tenants.resolve(tenantRef).then((tenant) => admitTenantKey(key, tenant, tenantRef, scope));
   };
 }
 
 function admitTenantKey(
-  request: FastifyRequest,
   key: ApiKeyRecord,
   tenant: Tenant | undefined,
   tenantRef: string,
-): void {
-  const scope = request.routeOptions.config.scope;
+  scope: Scope | undefined,
+): AuthContext {
   if (!tenant || tenant.id !== key.tenantId || !key.mode) {
     throw unauthorized(`The API key does not belong to tenant '${tenantRef}'.`);
   }
   if (scope && !grants(key.scopes, scope)) {
     throw new AforoError("forbidden", `The API key lacks the '${scope}' scope this operation needs.`);
   }
-  request.auth = {
+  return {
     keyId: key.id,
     kind: "secret",
     scopes: key.scopes,

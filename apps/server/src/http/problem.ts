@@ -21,9 +21,12 @@ export function requestInstance(requestId: string): string {
   return `urn:aforo:request:${requestId}`;
 }
 
+/**
+ * The members in the order the response schema writes them (its own properties, then extensions),
+ * so a document serialised without the schema (the canAccess fast path) reads the same.
+ */
 export function toProblem(error: AforoError, publicUrl: string, requestId: string): ProblemDocument {
-  return {
-    ...(error.extensions ?? {}),
+  const document: ProblemDocument = {
     type: problemTypeUri(publicUrl, error.slug),
     title: error.title,
     status: error.status,
@@ -31,6 +34,10 @@ export function toProblem(error: AforoError, publicUrl: string, requestId: strin
     instance: requestInstance(requestId),
     ...(error.errors ? { errors: error.errors } : {}),
   };
+  for (const [name, value] of Object.entries(error.extensions ?? {})) {
+    if (!(name in document)) document[name] = value;
+  }
+  return document;
 }
 
 interface AjvIssue {

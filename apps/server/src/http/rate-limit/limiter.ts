@@ -1,4 +1,5 @@
-import type { RateLimitClass } from "../route-config.ts";
+import { AforoError } from "@aforo/core";
+import type { AuthContext, RateLimitClass } from "../route-config.ts";
 import { type Bucket, type BucketPolicy, type TakeResult, takeToken } from "./token-bucket.ts";
 
 /** The contract's defaults, per key; tenants and keys may override them. */
@@ -45,4 +46,42 @@ export function policyFor(
 ): BucketPolicy {
   const override = overrides?.[rateClass];
   return override ? { limitPerMinute: override.limit, burst: override.burst } : defaultRateLimits[rateClass];
+}
+
+export interface RateVerdict {
+  /** The X-RateLimit-* headers' values. */
+  limit: number;
+  remaining: number;
+  resetAtSeconds: number;
+  /** The 429 to answer, when the key has no token left. */
+  refusal: AforoError | undefined;
+}
+
+/** Takes a token for the key's class (its own or its tenant's policy, else the default). */
+export function admitRate(
+  limiter: RateLimiter,
+  auth: AuthContext,
+  rateClass: RateLimitClass,
+  nowMs: number,
+): RateVerdict {
+  const policy = policyFor(rateClass, auth.rateLimits);
+  const result = limiter.take(auth.keyId, rateClass, policy, nowMs);
+  return {
+    limit: policy.limitPerMinute,
+    remaining: result.remaining,
+    resetAtSeconds: result.resetAtSeconds,
+    refusal: result.allowed
+      ? undefined
+      : new AforoError(
+          "rate-limited",
+          `Rate limit of ${policy.limitPerMinute} requests per minute (burst ${policy.burst}) exceeded. Retry after ${result.retryAfterSeconds} seconds.`,
+          {
+            headers: { "Retry-After": String(result.retryAfterSeconds) },
+            extensions: {
+              retry_after: result.retryAfterSeconds,
+              reset_at: new Date(result.resetAtSeconds * 1000).toISOString(),
+            },
+          },
+        ),
+  };
 }

@@ -1,3 +1,4 @@
+import { createHash } from "node:crypto";
 import { describe, expect, it } from "vitest";
 import { generateKey, grants, hashesEqual, hashKey, keyPrefixFor, parseKey } from "./domain.ts";
 
@@ -22,6 +23,11 @@ describe("api key domain", () => {
     expect(hashKey(key)).toMatch(/^[0-9a-f]{64}$/);
     expect(hashesEqual(hashKey(key), hashKey(key))).toBe(true);
     expect(hashesEqual(hashKey(key), hashKey(`${key}x`))).toBe(false);
+    // Hashes stored before keep matching: the same SHA-256 whichever digest API computes it.
+    expect(hashKey(key)).toBe(createHash("sha256").update(key).digest("hex"));
+    const other = hashKey(`${key}y`);
+    expect(hashesEqual(hashKey(key), `${other.slice(0, 63)}${hashKey(key).slice(63)}`)).toBe(false);
+    expect(hashesEqual(hashKey(key), hashKey(key).slice(1))).toBe(false);
   });
 
   it("lets write scopes imply read and * imply everything", () => {

@@ -1,4 +1,5 @@
-import { createHash, randomInt, timingSafeEqual } from "node:crypto";
+import * as crypto from "node:crypto";
+import { createHash, randomInt } from "node:crypto";
 import type { ApiKeyKind, Mode } from "../../db/schema.ts";
 
 /** Keys are a readable prefix plus 40 random base62 characters (about 238 bits). */
@@ -22,15 +23,22 @@ export function generateKey(prefix: KeyPrefix): string {
   return prefix + secret;
 }
 
+// Node's one-shot digest (22+) is about twice as fast as a Hash object; every request hashes its key.
+const oneShot = (crypto as { hash?: (algorithm: string, data: string, encoding: "hex") => string }).hash;
+
 export function hashKey(key: string): string {
-  return createHash("sha256").update(key).digest("hex");
+  return oneShot ? oneShot("sha256", key, "hex") : createHash("sha256").update(key).digest("hex");
 }
 
-/** Compares two hex hashes in constant time. */
+/**
+ * Compares two hex hashes in constant time: every character is looked at whatever differs (no
+ * early exit), without the two buffers timingSafeEqual would need on every request.
+ */
 export function hashesEqual(a: string, b: string): boolean {
-  const left = Buffer.from(a, "hex");
-  const right = Buffer.from(b, "hex");
-  return left.length === right.length && timingSafeEqual(left, right);
+  if (a.length !== b.length) return false;
+  let difference = 0;
+  for (let i = 0; i < a.length; i++) difference |= a.charCodeAt(i) ^ b.charCodeAt(i);
+  return difference === 0;
 }
 
 export interface ParsedKey {
