@@ -26,12 +26,18 @@ export function registerObservability(
   database: DatabaseHandle,
   isShuttingDown: () => boolean,
 ): void {
+  // One labelled child per method, route and status, made once: observe() with a label object
+  // hashes the labels on every request.
+  const children = new Map<string, { observe(seconds: number): void }>();
   app.addHook("onResponse", (request, reply, done) => {
     const route = request.routeOptions.url ?? "unmatched";
-    metrics.httpDuration.observe(
-      { method: request.method, route, status_code: String(reply.statusCode) },
-      reply.elapsedTime / 1000,
-    );
+    const id = `${request.method} ${reply.statusCode} ${route}`;
+    let child = children.get(id);
+    if (!child) {
+      child = metrics.httpDuration.labels(request.method, route, String(reply.statusCode));
+      children.set(id, child);
+    }
+    child.observe(reply.elapsedTime / 1000);
     done();
   });
 
