@@ -1,6 +1,6 @@
 import type { IncomingMessage, ServerResponse } from "node:http";
 import { AforoError } from "@aforo/core";
-import type { FastifyBaseLogger, FastifyError, FastifyInstance } from "fastify";
+import type { FastifyError, FastifyInstance } from "fastify";
 import type { AppContext } from "../../../context.ts";
 import { createTenantAuthenticator } from "../../../http/auth.ts";
 import { fromFastifyError, PROBLEM_CONTENT_TYPE, toProblem } from "../../../http/problem.ts";
@@ -49,15 +49,6 @@ export function createCanAccessFastPath(context: AppContext, host: FastPathHost)
     url: CAN_ACCESS_PATH,
   }) as ((body: unknown) => boolean) & { errors?: unknown[] | null };
   const decisionSeconds = decisionHistogram(context.metrics.registry);
-  const durations = new Map<number, { observe(seconds: number): void }>();
-  const observeDuration = (status: number, seconds: number) => {
-    let child = durations.get(status);
-    if (!child) {
-      child = context.metrics.httpDuration.labels("POST", CAN_ACCESS_PATH, String(status));
-      durations.set(status, child);
-    }
-    child.observe(seconds);
-  };
   let parseJson: ((body: string) => unknown) | undefined;
   const jsonParser = () => {
     if (!parseJson) {
@@ -101,7 +92,8 @@ export function createCanAccessFastPath(context: AppContext, host: FastPathHost)
       if (answered instanceof Promise) {
         answered.then(
           (reply) => send(response, reply, startedMs),
-          (error: unknown) => send(response, failure(error, requestId, host.app().log), startedMs),
+          (error: unknown) =>
+            send(response, problemReply(error, { "x-request-id": requestId }, requestId), startedMs),
         );
       } else {
         send(response, answered, startedMs);
@@ -121,12 +113,12 @@ export function createCanAccessFastPath(context: AppContext, host: FastPathHost)
       if (auth instanceof Promise) {
         return auth.then(
           (admitted) => decide(admitted, body, headers, requestId),
-          (error: unknown) => problemReply(error, headers, requestId, host.app().log),
+          (error: unknown) => problemReply(error, headers, requestId),
         );
       }
       return decide(auth, body, headers, requestId);
     } catch (error) {
-      return problemReply(error, headers, requestId, host.app().log);
+      return problemReply(error, headers, requestId);
     }
   }
 
@@ -155,25 +147,20 @@ export function createCanAccessFastPath(context: AppContext, host: FastPathHost)
         mode: auth.mode as TenantScope["mode"],
       };
       const answer = answerCanAccess(context, scope, body as CanAccessRequestBody, decisionSeconds);
-      if (!answer.allowed) return problemReply(answer.problem, headers, requestId, host.app().log);
+      if (!answer.allowed) return problemReply(answer.problem, headers, requestId);
       if (answer.throttle) headers["x-aforo-throttle"] = "true";
       const payload = JSON.stringify(answer.body);
       headers["content-type"] = JSON_CONTENT_TYPE;
       headers["content-length"] = Buffer.byteLength(payload);
       return { status: 200, headers, payload };
     } catch (error) {
-      return problemReply(error, headers, requestId, host.app().log);
+      return problemReply(error, headers, requestId);
     }
   }
 
-  function problemReply(
-    error: unknown,
-    headers: Record<string, string | number>,
-    requestId: string,
-    log: FastifyBaseLogger,
-  ): Reply {
+  function problemReply(error: unknown, headers: Record<string, string | number>, requestId: string): Reply {
     const problem = error instanceof AforoError ? error : fromFastifyError(error as FastifyError);
-    if (problem.status >= 500) log.error({ err: error, reqId: requestId }, "request failed");
+    if (problem.status >= 500) host.app().log.error({ err: error, reqId: requestId }, "request failed");
     for (const [name, value] of Object.entries(problem.headers ?? {})) headers[name.toLowerCase()] = value;
     const payload = JSON.stringify(toProblem(problem, context.config.publicUrl, requestId));
     headers["content-type"] = `${PROBLEM_CONTENT_TYPE}; charset=utf-8`;
@@ -181,14 +168,15 @@ export function createCanAccessFastPath(context: AppContext, host: FastPathHost)
     return { status: problem.status, headers, payload };
   }
 
-  function failure(error: unknown, requestId: string, log: FastifyBaseLogger): Reply {
-    return problemReply(error, { "x-request-id": requestId }, requestId, log);
-  }
-
   function send(response: ServerResponse, reply: Reply, startedMs: number): void {
     response.writeHead(reply.status, reply.headers);
     response.end(reply.payload);
-    observeDuration(reply.status, (performance.now() - startedMs) / 1000);
+    context.metrics.observeRequest(
+      "POST",
+      CAN_ACCESS_PATH,
+      reply.status,
+      (performance.now() - startedMs) / 1000,
+    );
   }
 }
 
