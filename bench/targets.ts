@@ -137,6 +137,8 @@ export const targets: readonly Target[] = [
     path: "/v1/meter/batch",
     authenticated: true,
     body: batchOf(100),
+    // The batch goal names a p99 per request, and latency goals name at most 4 connections.
+    connections: LATENCY_CONNECTIONS,
     eventsPerRequest: 100,
     baseline: "bare_post",
   },
@@ -147,6 +149,7 @@ export const targets: readonly Target[] = [
     path: "/v1/meter/batch",
     authenticated: true,
     body: batchOf(1000),
+    connections: LATENCY_CONNECTIONS,
     eventsPerRequest: 1000,
     baseline: "bare_post",
   },
