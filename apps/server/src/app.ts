@@ -19,7 +19,7 @@ import { requestIdFor } from "./http/request-id.ts";
 import { recordRoutes } from "./http/route-registry.ts";
 import "./http/route-config.ts";
 import { ProblemSchema } from "./http/schemas.ts";
-import { buildValidatorCompiler } from "./http/validation.ts";
+import { createValidatorFactory } from "./http/validation.ts";
 import { apiKeyRoutes } from "./modules/api-keys/routes/index.ts";
 import { billRunRoutes } from "./modules/bill-runs/routes/index.ts";
 import { billingRoutes } from "./modules/billing/routes/index.ts";
@@ -49,6 +49,7 @@ export async function buildApp(context: AppContext, options: BuildAppOptions = {
   let shuttingDown = false;
   let closing = false;
   const canAccessFastPath = createCanAccessFastPath(context, { app: () => app, closing: () => closing });
+  const validatorFactory = createValidatorFactory();
   const app = Fastify({
     logger: options.logger ?? false,
     genReqId: requestIdFor,
@@ -78,7 +79,7 @@ export async function buildApp(context: AppContext, options: BuildAppOptions = {
     routerOptions: { ignoreTrailingSlash: true },
     schemaController: {
       compilersFactory: {
-        buildValidator: (externalSchemas) => buildValidatorCompiler(externalSchemas) as never,
+        buildValidator: validatorFactory as never,
       },
     },
   });

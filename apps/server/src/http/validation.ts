@@ -26,11 +26,34 @@ const common: Options = {
 export function buildValidatorCompiler(
   externalSchemas: Record<string, unknown> = {},
 ): FastifySchemaCompiler<unknown> {
+  return createValidatorFactory()(externalSchemas);
+}
+
+/**
+ * One app's validator factory. Fastify asks for a compiler in every plugin context that adds
+ * shared schemas (some 150 times at start); each new pair of Ajv instances compiled the JSON Schema
+ * meta-schema again, a third of the server's start. Here one pair serves every context: the shared
+ * schemas are named by `$id`, unique across the app, and each is added once. An `$id` shared by two
+ * different schemas is a programming error and stops the start.
+ */
+export function createValidatorFactory(): (
+  externalSchemas: Record<string, unknown>,
+) => FastifySchemaCompiler<unknown> {
   const bodyAjv = addFormats(new Ajv({ ...common, coerceTypes: false }));
   const textAjv = addFormats(new Ajv({ ...common, coerceTypes: "array" }));
-  for (const schema of Object.values(externalSchemas)) {
-    bodyAjv.addSchema(schema as object);
-    textAjv.addSchema(schema as object);
-  }
-  return ({ schema, httpPart }) => (httpPart === "body" ? bodyAjv : textAjv).compile(schema as object);
+  const added = new Map<string, string>();
+  const compile: FastifySchemaCompiler<unknown> = ({ schema, httpPart }) =>
+    (httpPart === "body" ? bodyAjv : textAjv).compile(schema as object);
+  return (externalSchemas) => {
+    for (const [id, schema] of Object.entries(externalSchemas)) {
+      const text = JSON.stringify(schema);
+      const known = added.get(id);
+      if (known === text) continue;
+      if (known !== undefined) throw new Error(`two different shared schemas have the $id '${id}'`);
+      bodyAjv.addSchema(schema as object);
+      textAjv.addSchema(schema as object);
+      added.set(id, text);
+    }
+    return compile;
+  };
 }

@@ -290,6 +290,33 @@ describe("POST /v1/canAccess", () => {
     }
   });
 
+  it("rebuilds a per-minute quota after a restart in the middle of an hour", async () => {
+    const { customerId } = await subscribedCustomer(starter);
+    const startedAt = t.clock.now();
+    const nextHour = Math.floor(startedAt.getTime() / 3_600_000 + 1) * 3_600_000;
+    t.clock.set(new Date(nextHour + 5 * 60_000).toISOString());
+    try {
+      // Earlier in the hour: in the hour's total, not in the minute the restart happens in.
+      await check({ customer_id: customerId, feature: "search", consume: true });
+      t.clock.set(new Date(nextHour + 37 * 60_000 + 20_000).toISOString());
+      for (let i = 0; i < 3; i++) await check({ customer_id: customerId, feature: "search", consume: true });
+      await t.context.entitlements.settle();
+      t.clock.advance(20_000);
+      const restarted = await createContext(testConfig(), t.database, t.clock);
+      try {
+        const scope = { tenantId: f.tenant.id, mode: "test" as const };
+        const search = restarted.entitlements
+          .entitlementsOf(scope, customerId)
+          .features.find((feature) => feature.grant.feature === "search");
+        expect(search?.used).toBe(3);
+      } finally {
+        await restarted.stop();
+      }
+    } finally {
+      t.clock.set(startedAt.toISOString());
+    }
+  });
+
   it("lists the customer's entitlements with usage", async () => {
     const { customerId } = await subscribedCustomer();
     await check({ customer_id: customerId, feature: "search", consume: true });

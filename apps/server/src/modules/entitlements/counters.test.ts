@@ -55,4 +55,21 @@ describe("usage counters", () => {
     counters.add(key, at("2026-11-15T10:37:00Z"), 3);
     expect(counters.used(key, trial)).toBe(2);
   });
+
+  it("folds a loaded hour into its first minute so windows ending in it stay exact after a restart", () => {
+    const counters = new UsageCounters();
+    const key = UsageCounters.key("ten", "test", "cus", "bu");
+    // What a restart at 10:20:30 loads: the hour's total (10:05, 10:19 and 10:20:10) and the
+    // current minute's events, then the fold.
+    counters.loadHour(key, at("2026-11-15T10:00:00Z"), 2 + 3 + 4);
+    counters.loadMinute(key, at("2026-11-15T10:20:00Z"), 4);
+    counters.foldHourIntoMinutes(at("2026-11-15T10:00:00Z"));
+    const trial = { startMs: at("2026-11-01T09:00:00Z"), endMs: at("2026-11-15T10:37:00Z") };
+    expect(counters.used(key, trial)).toBe(9);
+    expect(counters.used(key, fixedWindow("minute", at("2026-11-15T10:20:30Z")))).toBe(4);
+    expect(counters.used(key, fixedWindow("hour", at("2026-11-15T10:20:30Z")))).toBe(9);
+    counters.add(key, at("2026-11-15T10:21:00Z"), 1);
+    expect(counters.used(key, trial)).toBe(10);
+    expect(counters.used(key, fixedWindow("minute", at("2026-11-15T10:21:00Z")))).toBe(1);
+  });
 });

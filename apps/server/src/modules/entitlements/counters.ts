@@ -68,6 +68,25 @@ export class UsageCounters {
     series.windows = [];
   }
 
+  /**
+   * After a load that brought the hour `hourStartMs` as an hourly total and only its last minutes
+   * as minute buckets: the rest of the hour goes into the hour's first minute. Every window that
+   * ends after the loaded minutes began then sums exactly (a window ending mid-hour sums the
+   * hour's minutes whole; a minute window finds its own minute); only a minute window of this
+   * hour that is already over would misplace it, and decisions never ask for one.
+   */
+  foldHourIntoMinutes(hourStartMs: number): void {
+    const hourEndMs = hourStartMs + 3_600_000;
+    for (const series of this.#series.values()) {
+      const hour = series.hours.get(hourStartMs);
+      if (hour === undefined) continue;
+      const rest = hour - sumRange(series.minutes, hourStartMs, hourEndMs);
+      if (rest === 0) continue;
+      series.minutes.set(hourStartMs, (series.minutes.get(hourStartMs) ?? 0) + rest);
+      series.windows = [];
+    }
+  }
+
   clear(): void {
     this.#series.clear();
   }

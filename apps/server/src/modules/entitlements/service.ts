@@ -1,4 +1,5 @@
 import { AforoError } from "@aforo/core";
+import { sql } from "kysely";
 import type { Clock } from "../../clock.ts";
 import type { DatabaseHandle } from "../../db/database.ts";
 import { type TakeResult, takeToken } from "../../http/rate-limit/token-bucket.ts";
@@ -22,7 +23,7 @@ import {
   type EntitlementSnapshot,
   type FeatureGrant,
 } from "./domain/snapshot.ts";
-import { fixedWindow, type Window } from "./domain/windows.ts";
+import { fixedWindow, hourStart, minuteStart, type Window } from "./domain/windows.ts";
 
 export interface CanAccessInput {
   customer_id?: string | undefined;
@@ -344,17 +345,25 @@ export class EntitlementService {
     }
   }
 
-  /** Hourly rollups for 40 days and the raw events of the last two hours become the counters. */
+  /**
+   * Hourly rollups for 40 days and the current minute's events become the counters; the rest of
+   * the current hour is folded into its first minute (see UsageCounters#foldHourIntoMinutes), which
+   * is all a decision can still ask of it. Both reads are summed by the database (one row per
+   * customer, unit and hour or minute, over rollup shards), and the events are read through the
+   * per-unit index: a busy tenant stores millions of events an hour, and reading them one by one,
+   * or every event of the last hours, made a restart take seconds.
+   */
   async #rebuildCounters(): Promise<void> {
     const db = this.#deps.metering.database.db;
     const now = this.#clock.now().getTime();
-    const since = new Date(now - 40 * 24 * 3_600_000);
     this.counters.clear();
-    const rollups = await db
-      .selectFrom("usage_rollups")
-      .select(["tenant_id", "mode", "customer_id", "billable_unit_id", "hour", "event_count", "value_sum"])
-      .where("hour", ">=", since)
-      .execute();
+    const { rows: hours } = await sql<CounterRow & { event_count: string; value_sum: string }>`
+      select tenant_id, mode, customer_id, billable_unit_id, hour as start,
+        sum(event_count)::text as event_count, sum(value_sum)::text as value_sum
+      from usage_rollups
+      where hour >= ${new Date(now - 40 * 24 * 3_600_000).toISOString()}::timestamptz
+      group by 1, 2, 3, 4, 5
+    `.execute(db);
     const aggregations = new Map<string, string>();
     const aggregationOf = (tenantId: string, mode: "live" | "test", unitId: string) => {
       const key = `${tenantId}:${mode}:${unitId}`;
@@ -366,41 +375,43 @@ export class EntitlementService {
       }
       return aggregation;
     };
-    for (const row of rollups) {
+    for (const row of hours) {
       const amount =
         aggregationOf(row.tenant_id, row.mode, row.billable_unit_id) === "COUNT"
           ? Number(row.event_count)
           : Number(row.value_sum);
-      this.counters.loadHour(
-        UsageCounters.key(row.tenant_id, row.mode, row.customer_id, row.billable_unit_id),
-        new Date(row.hour).getTime(),
-        amount,
-      );
+      this.counters.loadHour(counterKeyOf(row), new Date(row.start).getTime(), amount);
     }
-    const recent = await db
-      .selectFrom("usage_events")
-      .select([
-        "tenant_id",
-        "mode",
-        "customer_id",
-        "billable_unit_id",
-        "occurred_at",
-        "value",
-        "unique_value",
-      ])
-      .where("counted", "=", true)
-      .where("occurred_at", ">=", new Date(now - 2 * 3_600_000))
-      .execute();
-    for (const row of recent) {
-      const amount = row.value === null ? (row.unique_value === null ? 1 : 0) : Number(row.value);
-      const atMs = new Date(row.occurred_at).getTime();
-      this.counters.loadMinute(
-        UsageCounters.key(row.tenant_id, row.mode, row.customer_id, row.billable_unit_id),
-        Math.floor(atMs / 60_000) * 60_000,
-        amount,
-      );
+    const { rows: minutes } = await sql<CounterRow & { amount: string }>`
+      select u.tenant_id, u.mode, e.customer_id, u.id as billable_unit_id,
+        date_trunc('minute', e.occurred_at at time zone 'UTC') at time zone 'UTC' as start,
+        sum(coalesce(e.value, case when e.unique_value is null then 1 else 0 end))::text as amount
+      from billable_units u
+      cross join lateral (
+        select customer_id, occurred_at, value, unique_value from usage_events e
+        where e.tenant_id = u.tenant_id and e.mode = u.mode and e.billable_unit_id = u.id and e.counted
+          and e.occurred_at >= ${new Date(minuteStart(now)).toISOString()}::timestamptz
+      ) e
+      group by 1, 2, 3, 4, 5
+    `.execute(db);
+    for (const row of minutes) {
+      this.counters.loadMinute(counterKeyOf(row), new Date(row.start).getTime(), Number(row.amount));
     }
+    this.counters.foldHourIntoMinutes(hourStart(now));
   }
+}
+
+/** A counter's bucket as the rebuild reads it. */
+interface CounterRow {
+  tenant_id: string;
+  mode: "live" | "test";
+  customer_id: string;
+  billable_unit_id: string;
+  start: Date | string;
+}
+
+function counterKeyOf(row: CounterRow): string {
+  return UsageCounters.key(row.tenant_id, row.mode, row.customer_id, row.billable_unit_id);
 }
 
 function snapshotKey(tenantId: string, mode: string, customerId: string): string {
