@@ -296,6 +296,7 @@ describe("POST /v1/meter/batch and CloudEvents", () => {
       "REJECTED",
       "REJECTED",
     ]);
+    expect(results[1]).toMatchObject({ index: 1, id: null, status: "REJECTED" });
     expect(results[1].error).toMatchObject({
       type: `${TEST_PUBLIC_URL}/problems/unknown-metric`,
       status: 422,
@@ -308,6 +309,32 @@ describe("POST /v1/meter/batch and CloudEvents", () => {
       "validation-failed",
       "validation-failed",
     ]);
+  });
+
+  it("keys the events of a batch sent with an Idempotency-Key header, so its retry counts nothing twice", async () => {
+    const send = () =>
+      t.request("POST", "/v1/meter/batch", {
+        ...f.as,
+        headers: { "idempotency-key": "batch-42" },
+        body: {
+          events: [
+            { customer_id: customerId, metric_id: "api_calls" },
+            { customer_id: customerId, metric_id: "api_calls", idempotency_key: "own-key" },
+            { customer_id: customerId, metric_id: "api_calls" },
+          ],
+        },
+      });
+    const first = (await send()).json().results;
+    expect(first.map((r: { status: string }) => r.status)).toEqual(["ACCEPTED", "ACCEPTED", "ACCEPTED"]);
+    const retry = (await send()).json().results;
+    expect(retry.map((r: { status: string }) => r.status)).toEqual(["DUPLICATE", "DUPLICATE", "DUPLICATE"]);
+    expect(retry.map((r: { id: string }) => r.id)).toEqual(first.map((r: { id: string }) => r.id));
+    const keys = await t.database.db
+      .selectFrom("usage_events")
+      .select("idempotency_key")
+      .where("idempotency_key", "in", ["batch-42:0", "own-key", "batch-42:2"])
+      .execute();
+    expect(keys).toHaveLength(3);
   });
 
   it("refuses an empty batch and one over 1,000 events with 400", async () => {

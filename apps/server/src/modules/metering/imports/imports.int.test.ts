@@ -4,7 +4,7 @@ import { createCustomer, createUnit, type Fixture, sandbox } from "../../../test
 import { createTestApp, type TestApp } from "../../../testing/test-app.ts";
 import type { MeterEventInput } from "../domain/event-input.ts";
 import { parseRows } from "./parse.ts";
-import { CHUNK_ROWS, prepareRow } from "./runner.ts";
+import { CHUNK_ROWS, fileKeyPrefix, prepareRow } from "./runner.ts";
 
 interface Job {
   id: string;
@@ -130,9 +130,9 @@ describe("file import (/v1/ingest/files)", () => {
       { row: 6, code: "malformed-row", message: expect.stringMatching(/^Line 6 is not valid JSON/) },
     ]);
 
-    const events = await eventsWithKeys(["nd-1", "nd-2", `file:${queued.id}:7`]);
+    const events = await eventsWithKeys(["nd-1", "nd-2", `${fileKeyPrefix(content)}:7`]);
     expect(events.map((event) => [event.idempotency_key, event.source, event.customer_id]).sort()).toEqual([
-      [`file:${queued.id}:7`, "file", customer.id],
+      [`${fileKeyPrefix(content)}:7`, "file", customer.id],
       ["nd-1", "file", customer.id],
       ["nd-2", "file", customer.id],
     ]);
@@ -148,7 +148,7 @@ describe("file import (/v1/ingest/files)", () => {
     expect(deadLetters.map((letter) => [letter.reason_code, letter.payload])).toEqual([
       [
         "unknown-customer",
-        { customer_id: "cus_nope", metric_id: "api_calls", idempotency_key: `file:${queued.id}:5` },
+        { customer_id: "cus_nope", metric_id: "api_calls", idempotency_key: `${fileKeyPrefix(content)}:5` },
       ],
       ["malformed-row", '{"customer_id": "broken'],
     ]);
@@ -183,7 +183,7 @@ describe("file import (/v1/ingest/files)", () => {
     expect(first?.value).toBe("30");
     const [second] = await eventsWithKeys(["csv-2"]);
     expect(second?.properties).toEqual({ region: "multi\r\nline" });
-    expect(await eventsWithKeys([`file:${done.id}:5`])).toHaveLength(1);
+    expect(await eventsWithKeys([`${fileKeyPrefix(content)}:5`])).toHaveLength(1);
   });
 
   it("counts nothing twice when the same file is imported again: every row is a duplicate", async () => {
@@ -202,6 +202,17 @@ describe("file import (/v1/ingest/files)", () => {
       failed_rows: 0,
     });
     expect(await eventsWithKeys(rows.map((row) => row.idempotency_key))).toHaveLength(5);
+  });
+
+  it("counts nothing twice when the same file without keys is imported again", async () => {
+    const content = ndjson(
+      { customer_id: customer.id, metric_id: "api_calls" },
+      { customer_id: customer.id, metric_id: "api_calls" },
+    );
+    expect(await imported(content)).toMatchObject({ accepted_rows: 2, duplicate_rows: 0 });
+    expect(await imported(content)).toMatchObject({ accepted_rows: 0, duplicate_rows: 2 });
+    const keys = [1, 2].map((row) => `${fileKeyPrefix(content)}:${row}`);
+    expect(await eventsWithKeys(keys)).toHaveLength(2);
   });
 
   it("replays the upload itself for a retried Idempotency-Key instead of creating a second job", async () => {
@@ -264,7 +275,7 @@ describe("file import (/v1/ingest/files)", () => {
     // What the crashed run stored: the first chunk (checkpointed) and part of the second (not).
     const inputs = [...parseRows("ndjson", content)]
       .slice(0, CHUNK_ROWS + 200)
-      .map((row) => prepareRow(row, id).input as MeterEventInput);
+      .map((row) => prepareRow(row, fileKeyPrefix(content)).input as MeterEventInput);
     await t.context.metering.ingest(scope, inputs, "file");
 
     t.context.imports.start();
@@ -286,7 +297,7 @@ describe("file import (/v1/ingest/files)", () => {
       .execute();
     expect(events).toHaveLength(total);
     expect(new Set(events.map((event) => event.idempotency_key))).toEqual(
-      new Set(Array.from({ length: total }, (_, index) => `file:${id}:${index + 1}`)),
+      new Set(Array.from({ length: total }, (_, index) => `${fileKeyPrefix(content)}:${index + 1}`)),
     );
   });
 

@@ -102,7 +102,7 @@ export async function importRoutes(app: FastifyInstance, { context }: { context:
         tags,
         summary: "Import usage events from an NDJSON or CSV file (up to 50 MB)",
         description:
-          "The body is the file itself: `Content-Type: application/x-ndjson` (or application/jsonl), one event per line as /v1/meter takes it; or `text/csv`, a header row naming the columns customer_id, metric_id, quantity, timestamp, idempotency_key, event_type, properties (a JSON object) — the SDK spellings customerId, metricName, occurredAt, idempotencyKey too — and any other column as a property (`properties.<path>` or its plain name). Answers 202 with a QUEUED import job; rows are processed in the background (QUEUED → PROCESSING → COMPLETED, PARTIAL or FAILED). Rows without an idempotency key get one naming the job and the row. Rejected rows are kept as dead letters.",
+          "The body is the file itself: `Content-Type: application/x-ndjson` (or application/jsonl), one event per line as /v1/meter takes it; or `text/csv`, a header row naming the columns customer_id, metric_id, quantity, timestamp, idempotency_key, event_type, properties (a JSON object) — the SDK spellings customerId, metricName, occurredAt, idempotencyKey too — and any other column as a property (`properties.<path>` or its plain name). Answers 202 with a QUEUED import job; rows are processed in the background (QUEUED → PROCESSING → COMPLETED, PARTIAL or FAILED). Rows without an idempotency key get one naming the file's content (SHA-256) and the row, so the same file imported again counts nothing twice. Rejected rows are kept as dead letters.",
         querystring: Type.Object({
           filename: Type.Optional(Type.String({ minLength: 1, maxLength: 255 })),
         }),

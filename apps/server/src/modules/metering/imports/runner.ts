@@ -1,3 +1,4 @@
+import { createHash } from "node:crypto";
 import { AforoError } from "@aforo/core";
 import type { Clock } from "../../../clock.ts";
 import type { TenantScope } from "../../../http/route-config.ts";
@@ -49,7 +50,17 @@ interface PreparedRow {
  * and the row, so that re-processing a chunk after a crash finds them DUPLICATE, never counts
  * them twice.
  */
-export function prepareRow(parsed: ParsedRow, jobId: string): PreparedRow {
+/**
+ * What names a file's rows that carry no idempotency key: the file's content, so the same file
+ * imported again (a retried upload, a second job) finds its rows already stored instead of
+ * counting them twice. API.md: a key defaults to a hash of the event; a row's event is its file
+ * and its place in it.
+ */
+export function fileKeyPrefix(text: string): string {
+  return `file:${createHash("sha256").update(text).digest("hex").slice(0, 32)}`;
+}
+
+export function prepareRow(parsed: ParsedRow, fileKey: string): PreparedRow {
   if (!parsed.ok) {
     return { row: parsed.row, payload: parsed.raw, error: new AforoError("malformed-row", parsed.message) };
   }
@@ -67,7 +78,7 @@ export function prepareRow(parsed: ParsedRow, jobId: string): PreparedRow {
     return { row: parsed.row, payload, error };
   }
   const input = payload as MeterEventInput;
-  if (!input.idempotency_key && !input.idempotencyKey) input.idempotency_key = `file:${jobId}:${parsed.row}`;
+  if (!input.idempotency_key && !input.idempotencyKey) input.idempotency_key = `${fileKey}:${parsed.row}`;
   return { row: parsed.row, payload, input };
 }
 
@@ -200,11 +211,12 @@ export class ImportRunner {
     }
     const scope: TenantScope = { tenantId: job.tenantId, mode: job.mode };
     const rows = parseRows(job.format, text);
+    const fileKey = fileKeyPrefix(text);
     for (let skipped = 0; skipped < progress.processedRows; skipped++) rows.next();
     let checkpoint = resumedFrom;
     let chunk = take(rows, CHUNK_ROWS);
     while (chunk.length > 0) {
-      await this.#ingestChunk(scope, job.id, chunk, progress, checkpoint);
+      await this.#ingestChunk(scope, fileKey, chunk, progress, checkpoint);
       checkpoint = undefined;
       chunk = take(rows, CHUNK_ROWS);
       if (chunk.length === 0) break;
@@ -216,12 +228,12 @@ export class ImportRunner {
 
   async #ingestChunk(
     scope: TenantScope,
-    jobId: string,
+    fileKey: string,
     chunk: readonly ParsedRow[],
     progress: ImportProgress,
     checkpoint: Date | undefined,
   ): Promise<void> {
-    const prepared = chunk.map((row) => prepareRow(row, jobId));
+    const prepared = chunk.map((row) => prepareRow(row, fileKey));
     const results = await this.#metering.ingestChecked(scope, prepared, "file");
     const own = checkpoint ? await this.#ownDuplicates(scope, results, checkpoint) : new Set<string>();
     results.forEach((result, index) => {

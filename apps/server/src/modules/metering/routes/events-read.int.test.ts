@@ -83,6 +83,10 @@ describe("GET /v1/events", () => {
       properties: { tokens: { input: "120.500" }, model: "gpt-4o" },
       timestamp: hoursAgo(2),
       idempotency_key: "tokens",
+      status: "ACCEPTED",
+      flags: [],
+      source: "api",
+      received_at: t.clock.now().toISOString(),
       provenance: {
         source: "api",
         received_at: t.clock.now().toISOString(),
@@ -118,6 +122,9 @@ describe("GET /v1/events", () => {
     expect(idsOf(await list({ flag: "RECONCILIATION" }))).toEqual([ids.ancient]);
     expect(idsOf(await list({ flag: "FILTERED" }))).toEqual([ids.filtered]);
     expect(idsOf(await list({ status: "ACCEPTED" }))).toHaveLength(5);
+    // Duplicates and rejections are answered (or dead-lettered), never stored as events.
+    expect(idsOf(await list({ status: "DUPLICATE" }))).toEqual([]);
+    expect(idsOf(await list({ status: "REJECTED" }))).toEqual([]);
     expect(idsOf(await list({ from: hoursAgo(3), to: hoursAgo(0.5) }))).toEqual([ids.tokens, ids.plain]);
     expect(idsOf(await list({ customer_id: bob.id, metric_id: "api_calls", flag: "FILTERED" }))).toEqual([
       ids.filtered,
@@ -139,7 +146,7 @@ describe("GET /v1/events", () => {
 
   it("refuses unknown statuses and flags with 400", async () => {
     const queries: Record<string, string>[] = [
-      { status: "REJECTED" },
+      { status: "PENDING" },
       { flag: "EARLY" },
       { from: "soon" },
       { limit: "0" },

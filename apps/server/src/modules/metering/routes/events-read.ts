@@ -37,6 +37,12 @@ const EventSchema = Type.Object(
     properties: Type.Record(Type.String(), Type.Unknown()),
     timestamp: Type.String({ description: "when the event occurred (RFC 3339)" }),
     idempotency_key: Type.String(),
+    status: Type.Literal("ACCEPTED", {
+      description: "every stored event was accepted (duplicates and rejections are not stored)",
+    }),
+    flags: Type.Array(Type.String(), { description: "LATE, RECONCILIATION, FILTERED" }),
+    source: Type.String({ description: "the same as provenance.source" }),
+    received_at: Type.String({ description: "the same as provenance.received_at" }),
     provenance: Type.Object({
       source: Type.String({ description: "api, batch, cloudevents, file, webhook or replay" }),
       received_at: Type.String(),
@@ -55,6 +61,7 @@ const EventSchema = Type.Object(
 
 export function eventToApi(event: StoredEvent) {
   const decimalOrNull = (text: string | null) => (text === null ? null : canonicalDecimal(text));
+  const receivedAt = new Date(event.received_at).toISOString();
   return {
     id: event.id,
     object: "event" as const,
@@ -67,9 +74,13 @@ export function eventToApi(event: StoredEvent) {
     properties: event.properties,
     timestamp: new Date(event.occurred_at).toISOString(),
     idempotency_key: event.idempotency_key,
+    status: "ACCEPTED" as const,
+    flags: event.flags,
+    source: event.source,
+    received_at: receivedAt,
     provenance: {
       source: event.source,
-      received_at: new Date(event.received_at).toISOString(),
+      received_at: receivedAt,
       validation: { result: "ACCEPTED" as const, flags: event.flags },
       enrichment: event.enrichment,
       estimated_revenue: decimalOrNull(event.estimated_revenue),
@@ -91,7 +102,7 @@ export async function eventReadRoutes(app: FastifyInstance, { context }: { conte
         tags,
         summary: "List stored events with their provenance, newest first",
         description:
-          "Every stored event was ACCEPTED (rejected ones are answered 422 or kept as dead letters). `flag` narrows to LATE, RECONCILIATION or FILTERED events; `from`/`to` bound occurred_at as [from, to).",
+          "Every stored event was ACCEPTED (rejected ones are answered 422 or kept as dead letters). `status` is ACCEPTED for all of them; `flag` narrows to LATE, RECONCILIATION or FILTERED events; `from`/`to` bound occurred_at as [from, to).",
         querystring: Type.Object({
           ...PaginationQuery.properties,
           customer_id: Type.Optional(
@@ -100,7 +111,12 @@ export async function eventReadRoutes(app: FastifyInstance, { context }: { conte
           metric_id: Type.Optional(
             Type.String({ minLength: 1, maxLength: 100, description: "unit id or key" }),
           ),
-          status: Type.Optional(Type.Literal("ACCEPTED")),
+          status: Type.Optional(
+            Type.Union([Type.Literal("ACCEPTED"), Type.Literal("DUPLICATE"), Type.Literal("REJECTED")], {
+              description:
+                "ACCEPTED lists every stored event; DUPLICATE and REJECTED events are never stored (a duplicate is answered, a rejection is answered or dead-lettered), so they list nothing",
+            }),
+          ),
           flag: Type.Optional(Type.Union(eventFlags.map((flag) => Type.Literal(flag)))),
           from: Type.Optional(Timestamp),
           to: Type.Optional(Timestamp),
@@ -126,6 +142,7 @@ export async function eventReadRoutes(app: FastifyInstance, { context }: { conte
         if (unit) filter.billableUnitId = unit.id;
         else filter.metricKey = query.metric_id;
       }
+      if (query.status !== undefined && query.status !== "ACCEPTED") return { data: [], has_more: false };
       const page = await context.meteringReads.listEvents(scope, filter, {
         limit: query.limit,
         startingAfter: query.starting_after,

@@ -73,6 +73,8 @@ export async function meterRoutes(app: FastifyInstance, { context }: { context: 
       schema: {
         tags,
         summary: `Record up to ${MAX_BATCH_EVENTS} usage events; each succeeds or fails alone`,
+        description:
+          "200 with one result per event, in order: ACCEPTED, DUPLICATE (a known idempotency_key; nothing changes) or REJECTED with the problem (id null; the event is dead-lettered). With an Idempotency-Key header, an event without a key of its own is keyed by the header and its index, so a retried batch counts nothing twice.",
         body: Type.Object({
           events: Type.Array(Type.Unknown({ description: "a MeterEvent" }), {
             minItems: 1,
@@ -85,11 +87,18 @@ export async function meterRoutes(app: FastifyInstance, { context }: { context: 
     async (request) => {
       const scope = tenantScope(request);
       const events = request.body.events;
+      // A retried batch sent with an Idempotency-Key header: an event without a key of its own is
+      // named by the header and its place, so the retry answers DUPLICATE instead of counting again.
+      const header = request.headers["idempotency-key"];
+      const batchKey = typeof header === "string" && header.length > 0 ? header : undefined;
       const results = await context.metering.ingestChecked(
         scope,
         events.map((payload, index) => {
           const error = checkBatchItem(payload, index);
-          return error ? { payload, error } : { payload, input: payload as MeterEventInput };
+          if (error) return { payload, error };
+          const input = payload as MeterEventInput;
+          if (!batchKey || input.idempotency_key || input.idempotencyKey) return { payload, input };
+          return { payload, input: { ...input, idempotency_key: `${batchKey}:${index}` } };
         }),
         "batch",
       );

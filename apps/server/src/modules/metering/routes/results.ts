@@ -22,7 +22,7 @@ export function batchToApi(results: IngestResult[], publicUrl: string) {
     results: results.map((result, index) =>
       result.ok
         ? { index, ...acceptedToApi(result.event) }
-        : { index, status: "REJECTED" as const, error: eventErrorToApi(result.error, publicUrl) },
+        : { index, id: null, status: "REJECTED" as const, error: eventErrorToApi(result.error, publicUrl) },
     ),
   };
 }

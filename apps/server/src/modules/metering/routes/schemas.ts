@@ -53,7 +53,9 @@ export const BatchResultSchema = Type.Object({
   results: Type.Array(
     Type.Object({
       index: Type.Integer(),
-      id: Type.Optional(Type.String()),
+      id: Type.Union([Type.String(), Type.Null()], {
+        description: "null for a REJECTED event: nothing was stored",
+      }),
       status: Type.Union([Type.Literal("ACCEPTED"), Type.Literal("DUPLICATE"), Type.Literal("REJECTED")]),
       flags: Type.Optional(Type.Array(Type.String())),
       error: Type.Optional(EventErrorSchema),
