@@ -85,6 +85,19 @@ export class MeteringReadService {
     return event;
   }
 
+  /** Every billable unit of the tenant, archived ones included (their history can be read). */
+  async allUnits(scope: TenantScope): Promise<BillableUnit[]> {
+    const all: BillableUnit[] = [];
+    let startingAfter: string | undefined;
+    for (;;) {
+      const page = await this.#catalog.listBillableUnits(scope, {}, { limit: 100, startingAfter });
+      all.push(...page.data);
+      const last = page.data.at(-1);
+      if (!page.has_more || !last) return all;
+      startingAfter = last.id;
+    }
+  }
+
   async usage(scope: TenantScope, input: UsageQueryInput): Promise<UsageAnswer> {
     const unit = this.resolveUnit(scope, input.metricRef);
     if (!unit) {

@@ -313,6 +313,40 @@ describe("GET /v1/usage", () => {
     );
   });
 
+  it("answers every billable unit, ordered by key, when no metric_id is given", async () => {
+    const fixture = await sandbox(t);
+    await createUnit(t, fixture, { key: "calls", aggregation: "COUNT" });
+    await createUnit(t, fixture, { key: "bytes", aggregation: "SUM" });
+    const customer = (await createCustomer(t, fixture)).id;
+    for (const [metric, quantity, key] of [
+      ["calls", 1, "x1"],
+      ["calls", 1, "x2"],
+      ["bytes", 2.5, "x3"],
+    ] as const) {
+      const response = await t.request("POST", "/v1/meter", {
+        ...fixture.as,
+        body: {
+          customer_id: customer,
+          metric_id: metric,
+          quantity,
+          idempotency_key: key,
+          timestamp: "2026-11-28T09:00:00Z",
+        },
+      });
+      expect(response.statusCode).toBe(202);
+    }
+    const answer = await usage(fixture, { customer_id: customer });
+    expect(
+      (answer.data as (ExpectedRow & { metric_id: string })[]).map((row) => [row.metric_id, row.value]),
+    ).toEqual([
+      ["bytes", "2.5"],
+      ["calls", "2"],
+    ]);
+    expect(answer.total).toBe("4.5");
+    const one = await usage(fixture, { customer_id: customer, metric_id: "calls" });
+    expect(one.total).toBe("2");
+  });
+
   it("defaults the range to the current UTC month up to now", async () => {
     const fixture = await sandbox(t);
     await createUnit(t, fixture, { key: "calls", aggregation: "COUNT" });
@@ -389,6 +423,7 @@ describe("GET /v1/usage", () => {
     expect((await get({ metric_id: "calls", window: "week" })).statusCode).toBe(400);
     expect((await get({ metric_id: "calls", from: "yesterday" })).statusCode).toBe(400);
     expect((await get({ metric_id: "calls", group_by: "a b" })).statusCode).toBe(400);
-    expect((await get({})).statusCode).toBe(400);
+    // Without metric_id every unit is answered (see above); an empty group_by path is still refused.
+    expect((await get({})).statusCode).toBe(200);
   });
 });

@@ -1,4 +1,4 @@
-import { AforoError } from "@aforo/core";
+import { AforoError, formatDecimal, parseDecimal } from "@aforo/core";
 import type { TypeBoxTypeProvider } from "@fastify/type-provider-typebox";
 import type { FastifyInstance } from "fastify";
 import { Type } from "typebox";
@@ -22,18 +22,23 @@ const UsageResponse = Type.Object({
   total: DecimalOutput,
 });
 
-function toApi(answer: UsageAnswer) {
-  return {
-    data: answer.rows.map((row) => ({
-      customer_id: row.customerId,
-      metric_id: answer.unit.key,
-      window_start: row.window.start.toISOString(),
-      window_end: row.window.end.toISOString(),
-      ...(row.group ? { group: row.group } : {}),
-      value: row.value,
-    })),
-    total: answer.total,
-  };
+function rowsToApi(answer: UsageAnswer) {
+  return answer.rows.map((row) => ({
+    customer_id: row.customerId,
+    metric_id: answer.unit.key,
+    window_start: row.window.start.toISOString(),
+    window_end: row.window.end.toISOString(),
+    ...(row.group ? { group: row.group } : {}),
+    value: row.value,
+  }));
+}
+
+/** One unit's answer, or every unit's one after the other (by key) with the sum of their totals. */
+function toApi(answers: readonly UsageAnswer[]) {
+  const [only] = answers;
+  if (answers.length === 1 && only) return { data: rowsToApi(only), total: only.total };
+  const total = answers.reduce((sum, answer) => sum.plus(parseDecimal(answer.total)), parseDecimal("0"));
+  return { data: answers.flatMap(rowsToApi), total: formatDecimal(total) };
 }
 
 export async function usageRoutes(app: FastifyInstance, { context }: { context: AppContext }) {
@@ -45,7 +50,7 @@ export async function usageRoutes(app: FastifyInstance, { context }: { context: 
       config: { scope: "metering:read" },
       schema: {
         tags: ["Metering"],
-        summary: "Aggregated usage of one billable unit, per customer, window and property",
+        summary: "Aggregated usage of a billable unit (or of every unit), per customer, window and property",
         description: [
           "Counts only counted events (not FILTERED, not in reconciliation) with occurred_at in [from, to).",
           "`from` defaults to the start of the current UTC month, `to` to now. Windows are cut in UTC; the first and last are clipped to the range.",
@@ -55,7 +60,14 @@ export async function usageRoutes(app: FastifyInstance, { context }: { context: 
           "`total` applies the unit's aggregation to the whole range (it is not the sum of the rows for MAX, AVG, LATEST, UNIQUE or PERCENTILE_95).",
         ].join(" "),
         querystring: Type.Object({
-          metric_id: Type.String({ minLength: 1, maxLength: 100, description: "unit id or key" }),
+          metric_id: Type.Optional(
+            Type.String({
+              minLength: 1,
+              maxLength: 100,
+              description:
+                "unit id or key; without it, every billable unit of the tenant, ordered by key, and `total` is the sum of their totals",
+            }),
+          ),
           customer_id: Type.Optional(
             Type.String({ minLength: 1, maxLength: 255, description: "id or external_id" }),
           ),
@@ -86,15 +98,28 @@ export async function usageRoutes(app: FastifyInstance, { context }: { context: 
         }
         customerId = customer.id;
       }
-      const answer = await context.meteringReads.usage(scope, {
-        metricRef: query.metric_id,
-        customerId,
-        range,
-        window: query.window ?? null,
-        groupBy,
-      });
-      reply.header("x-aforo-usage-source", answer.source);
-      return toApi(answer);
+      const metricRefs =
+        query.metric_id !== undefined
+          ? [query.metric_id]
+          : (await context.meteringReads.allUnits(scope))
+              .sort((a, b) => (a.key < b.key ? -1 : a.key > b.key ? 1 : 0))
+              .map((unit) => unit.id);
+      const answers: UsageAnswer[] = [];
+      for (const metricRef of metricRefs) {
+        answers.push(
+          await context.meteringReads.usage(scope, {
+            metricRef,
+            customerId,
+            range,
+            window: query.window ?? null,
+            groupBy,
+          }),
+        );
+      }
+      const sources = new Set(answers.map((answer) => answer.source));
+      if (sources.size > 0)
+        reply.header("x-aforo-usage-source", sources.size === 1 ? [...sources][0] : "mixed");
+      return toApi(answers);
     },
   );
 }
