@@ -315,6 +315,71 @@ describe("file import (/v1/ingest/files)", () => {
     expect(text.statusCode).toBe(415);
   });
 
+  /** A multipart/form-data body with one file part, as `curl -F file=@<name>` sends it. */
+  const form = (filename: string, type: string, content: string | Buffer, boundary = "aforo-test-boundary") =>
+    Buffer.concat([
+      Buffer.from(
+        `--${boundary}\r\nContent-Disposition: form-data; name="file"; filename="${filename}"\r\nContent-Type: ${type}\r\n\r\n`,
+      ),
+      Buffer.isBuffer(content) ? content : Buffer.from(content),
+      Buffer.from(`\r\n--${boundary}--\r\n`),
+    ]);
+  const multipartType = "multipart/form-data; boundary=aforo-test-boundary";
+
+  it("imports a file sent as a multipart form, its format from the part's type or its name", async () => {
+    const at = t.clock.now().toISOString();
+    const csv = `customer_id,metric_id,timestamp,idempotency_key\n${customer.id},api_calls,${at},form-csv-1\n`;
+    const byName = await upload(form("usage.csv", "application/octet-stream", csv), multipartType);
+    expect(byName.statusCode, byName.body).toBe(202);
+    expect(byName.json()).toMatchObject({ status: "QUEUED", format: "csv", filename: "usage.csv" });
+    const lines = ndjson({ customer_id: customer.id, metric_id: "api_calls", idempotency_key: "form-nd-1" });
+    const byType = await upload(form("events.txt", "application/x-ndjson", lines), multipartType);
+    expect(byType.statusCode, byType.body).toBe(202);
+    expect(byType.json()).toMatchObject({ format: "ndjson", filename: "events.txt" });
+    await t.context.imports.whenIdle();
+    expect(await job(byName.json().id)).toMatchObject({ status: "COMPLETED", accepted_rows: 1 });
+    expect(await eventsWithKeys(["form-csv-1", "form-nd-1"])).toHaveLength(2);
+
+    const unknown = await upload(form("notes.txt", "text/plain", "x"), multipartType);
+    expect(unknown.statusCode).toBe(415);
+    const noFile = await upload(
+      Buffer.from('--b\r\nContent-Disposition: form-data; name="note"\r\n\r\nhello\r\n--b--\r\n'),
+      "multipart/form-data; boundary=b",
+    );
+    expect(noFile.statusCode).toBe(400);
+    expect(noFile.headers["content-type"]).toContain("application/problem+json");
+  });
+
+  it("replays a form upload for a retried Idempotency-Key and refuses the key with another file (409)", async () => {
+    const headers = { "idempotency-key": "form-upload-1" };
+    const first = form(
+      "a.ndjson",
+      "application/x-ndjson",
+      ndjson({ customer_id: customer.id, metric_id: "api_calls" }),
+    );
+    const sent = await upload(first, multipartType, { headers });
+    expect(sent.statusCode).toBe(202);
+    const again = await upload(first, multipartType, { headers });
+    expect(again.statusCode).toBe(202);
+    expect(again.json().id).toBe(sent.json().id);
+    const other = form(
+      "b.ndjson",
+      "application/x-ndjson",
+      ndjson({ customer_id: customer.id, metric_id: "tokens" }),
+    );
+    expect((await upload(other, multipartType, { headers })).statusCode).toBe(409);
+    await t.context.imports.whenIdle();
+  });
+
+  it("refuses a form file over 50 MB with 413", async () => {
+    const response = await upload(
+      form("big.ndjson", "application/x-ndjson", Buffer.alloc(50 * 1024 * 1024 + 1, 0x20)),
+      multipartType,
+    );
+    expect(response.statusCode).toBe(413);
+    expect(response.json().type).toMatch(/\/problems\/payload-too-large$/);
+  });
+
   it("refuses a file over 50 MB with 413", async () => {
     const response = await upload(Buffer.alloc(50 * 1024 * 1024 + 1, 0x20));
     expect(response.statusCode).toBe(413);

@@ -108,7 +108,11 @@ export async function cloudEventRoutes(app: FastifyInstance, { context }: { cont
         tags: ["Metering"],
         summary: "Record CloudEvents 1.0 (structured single or batch)",
         description: `Content-Type ${SINGLE} answers like /v1/meter (202); ${BATCH} (up to ${MAX_BATCH_EVENTS} events) answers like /v1/meter/batch (200).`,
-        body: Type.Unknown(),
+        consumes: [SINGLE, BATCH],
+        body: Type.Unknown({
+          description:
+            "one structured CloudEvent (specversion 1.0, id, source, type, subject = the customer, data = {metric_id, quantity, …properties}), or a JSON array of them",
+        }),
         response: { 200: BatchResultSchema, 202: Type.Ref("AcceptedEvent"), ...problemResponses(415, 422) },
       },
     },
