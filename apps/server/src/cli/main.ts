@@ -1,24 +1,8 @@
-import { Command } from "commander";
-import { registerBillRunCommand } from "./bill-run-command.ts";
-import { registerDatabaseCommands } from "./database-commands.ts";
-import { registerImportCommand } from "./import-command.ts";
-import { registerKeyCommands } from "./key-commands.ts";
-import { registerPriceCommand } from "./price-command.ts";
-import { registerServerCommands } from "./server-commands.ts";
-import { registerTenantCommands } from "./tenant-commands.ts";
+import module from "node:module";
 
-const program = new Command()
-  .name("aforo")
-  .description("Aforo: the open-source monetization control plane")
-  .showHelpAfterError()
-  .configureHelp({ sortSubcommands: true });
-
-registerServerCommands(program);
-registerDatabaseCommands(program);
-registerTenantCommands(program);
-registerKeyCommands(program);
-registerPriceCommand(program);
-registerImportCommand(program);
-registerBillRunCommand(program);
-
-await program.parseAsync(process.argv);
+// Node keeps the compiled form of every module it loads (type-stripped TypeScript included) in a
+// cache directory (NODE_COMPILE_CACHE, else the system's temporary directory), so a later start
+// skips compiling some 400 modules: about a tenth of an embedded start. It only applies to modules
+// loaded after this call, hence the dynamic import of the program itself.
+module.enableCompileCache?.();
+await import("./program.ts");

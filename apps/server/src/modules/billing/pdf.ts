@@ -1,5 +1,5 @@
 import { fromMinorUnits } from "@aforo/core";
-import PDFDocument from "pdfkit";
+import type PDFKit from "pdfkit";
 import type { Customer } from "../customers/domain.ts";
 import type { Invoice } from "./domain/invoice.ts";
 import type { BillingEntity } from "./ports.ts";
@@ -47,7 +47,9 @@ function buyerLines(buyer: Customer): string[] {
  * buyer, number and dates, every line, the totals and the tax breakdown. Standard PDF fonts only,
  * so the document renders anywhere without embedding.
  */
-export function renderInvoicePdf(input: InvoicePdfInput): Promise<Buffer> {
+export async function renderInvoicePdf(input: InvoicePdfInput): Promise<Buffer> {
+  // Loaded on the first PDF, not when the server starts.
+  const PDFDocument: typeof PDFKit = (await import("pdfkit")).default;
   const { invoice, seller, buyer } = input;
   const title = invoice.number ? `Invoice ${invoice.number}` : "Draft invoice";
   const doc = new PDFDocument({

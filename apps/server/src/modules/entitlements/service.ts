@@ -346,12 +346,12 @@ export class EntitlementService {
   }
 
   /**
-   * Hourly rollups for 40 days and the current minute's events become the counters; the rest of
-   * the current hour is folded into its first minute (see UsageCounters#foldHourIntoMinutes), which
-   * is all a decision can still ask of it. Both reads are summed by the database (one row per
-   * customer, unit and hour or minute, over rollup shards), and the events are read through the
-   * per-unit index: a busy tenant stores millions of events an hour, and reading them one by one,
-   * or every event of the last hours, made a restart take seconds.
+   * Hourly rollups for 40 days become the counters, and the current hour is folded into its first
+   * minute (see UsageCounters#foldHourIntoMinutes): all a decision can still ask of it, except a
+   * quota that resets every minute, whose current minute is read from the events themselves. Both
+   * reads are summed by the database (one row per customer, unit and hour or minute, over rollup
+   * shards), and the events only for units some plan meters per minute, through the per-unit index:
+   * a busy tenant stores millions of events an hour, and reading them made a restart take seconds.
    */
   async #rebuildCounters(): Promise<void> {
     const db = this.#deps.metering.database.db;
@@ -386,7 +386,12 @@ export class EntitlementService {
       select u.tenant_id, u.mode, e.customer_id, u.id as billable_unit_id,
         date_trunc('minute', e.occurred_at at time zone 'UTC') at time zone 'UTC' as start,
         sum(coalesce(e.value, case when e.unique_value is null then 1 else 0 end))::text as amount
-      from billable_units u
+      from (
+        select distinct v.tenant_id, v.mode, grant_->>'billable_unit_id' as id
+        from rate_plan_versions v
+        cross join lateral jsonb_array_elements(v.definition->'entitlements') as grant_
+        where grant_->>'type' = 'metered' and grant_->>'reset' = 'minute'
+      ) u
       cross join lateral (
         select customer_id, occurred_at, value, unique_value from usage_events e
         where e.tenant_id = u.tenant_id and e.mode = u.mode and e.billable_unit_id = u.id and e.counted

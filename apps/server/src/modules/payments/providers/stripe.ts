@@ -1,4 +1,4 @@
-import Stripe from "stripe";
+import type Stripe from "stripe";
 import {
   type ChargeOutcome,
   type ChargeRequest,
@@ -38,17 +38,30 @@ const MAX_STRIPE_AMOUNT = 99_999_999n;
  */
 export class StripeProvider implements PaymentProvider {
   readonly name = "stripe" as const;
-  readonly #stripe: Stripe;
+  readonly #secretKey: string;
+  readonly #endpoint: StripeEndpoint;
+  #stripe: Promise<Stripe> | undefined;
 
   constructor(secretKey: string, endpoint: StripeEndpoint = {}) {
-    this.#stripe = new Stripe(secretKey, {
-      ...(endpoint.host ? { host: endpoint.host } : {}),
-      ...(endpoint.port ? { port: endpoint.port } : {}),
-      ...(endpoint.protocol ? { protocol: endpoint.protocol } : {}),
-      maxNetworkRetries: endpoint.maxNetworkRetries ?? 2,
-      timeout: endpoint.timeoutMs ?? 30_000,
-      appInfo: { name: "Aforo" },
-    });
+    this.#secretKey = secretKey;
+    this.#endpoint = endpoint;
+  }
+
+  /** The SDK is loaded on the first charge, not when the server starts (a tenth of a start). */
+  #client(): Promise<Stripe> {
+    const endpoint = this.#endpoint;
+    this.#stripe ??= loadStripe().then(
+      (StripeSdk) =>
+        new StripeSdk(this.#secretKey, {
+          ...(endpoint.host ? { host: endpoint.host } : {}),
+          ...(endpoint.port ? { port: endpoint.port } : {}),
+          ...(endpoint.protocol ? { protocol: endpoint.protocol } : {}),
+          maxNetworkRetries: endpoint.maxNetworkRetries ?? 2,
+          timeout: endpoint.timeoutMs ?? 30_000,
+          appInfo: { name: "Aforo" },
+        }),
+    );
+    return this.#stripe;
   }
 
   async charge(request: ChargeRequest): Promise<ChargeOutcome> {
@@ -69,7 +82,7 @@ export class StripeProvider implements PaymentProvider {
       };
     }
     try {
-      const intent = await this.#stripe.paymentIntents.create(
+      const intent = await (await this.#client()).paymentIntents.create(
         {
           // Safe: bounded by MAX_STRIPE_AMOUNT above.
           amount: Number(request.amount),
@@ -85,17 +98,24 @@ export class StripeProvider implements PaymentProvider {
       );
       return outcomeOf(intent);
     } catch (error) {
-      return refusalOf(error);
+      return refusalOf(error, await loadStripe());
     }
   }
 
   async retrieve(providerPaymentId: string): Promise<ChargeOutcome> {
     try {
-      return outcomeOf(await this.#stripe.paymentIntents.retrieve(providerPaymentId));
+      return outcomeOf(await (await this.#client()).paymentIntents.retrieve(providerPaymentId));
     } catch (error) {
-      return refusalOf(error);
+      return refusalOf(error, await loadStripe());
     }
   }
+}
+
+let sdk: Promise<typeof Stripe> | undefined;
+
+function loadStripe(): Promise<typeof Stripe> {
+  sdk ??= import("stripe").then((module) => module.default);
+  return sdk;
 }
 
 function outcomeOf(intent: Stripe.PaymentIntent): ChargeOutcome {
@@ -132,12 +152,12 @@ function outcomeOf(intent: Stripe.PaymentIntent): ChargeOutcome {
 }
 
 /** Stripe's refusals are outcomes; errors whose outcome is unknown are ProviderUnavailable. */
-function refusalOf(error: unknown): ChargeOutcome {
-  if (!(error instanceof Stripe.errors.StripeError)) {
+function refusalOf(error: unknown, StripeSdk: typeof Stripe): ChargeOutcome {
+  if (!(error instanceof StripeSdk.errors.StripeError)) {
     throw new ProviderUnavailable(error instanceof Error ? error.message : String(error), { cause: error });
   }
   const providerPaymentId = error.payment_intent?.id ?? null;
-  if (error instanceof Stripe.errors.StripeCardError) {
+  if (error instanceof StripeSdk.errors.StripeCardError) {
     if (error.code === "authentication_required") {
       return { status: "requires_action", providerPaymentId, reason: error.message };
     }
@@ -149,13 +169,13 @@ function refusalOf(error: unknown): ChargeOutcome {
     };
   }
   if (
-    error instanceof Stripe.errors.StripeInvalidRequestError ||
-    error instanceof Stripe.errors.StripeAuthenticationError ||
-    error instanceof Stripe.errors.StripePermissionError
+    error instanceof StripeSdk.errors.StripeInvalidRequestError ||
+    error instanceof StripeSdk.errors.StripeAuthenticationError ||
+    error instanceof StripeSdk.errors.StripePermissionError
   ) {
     // The request was refused before any money moved: an unusable method, a wrong key.
     const fallback =
-      error instanceof Stripe.errors.StripeInvalidRequestError ? "invalid_request" : "provider_refused";
+      error instanceof StripeSdk.errors.StripeInvalidRequestError ? "invalid_request" : "provider_refused";
     return { status: "failed", providerPaymentId, code: error.code ?? fallback, reason: error.message };
   }
   // Connection errors, rate limits, idempotency conflicts (the first request is still running)
