@@ -205,7 +205,11 @@ describe("dunning", () => {
     expect(metered.statusCode).toBe(422);
     expect(metered.json().errors).toEqual([expect.objectContaining({ field: "api_key" })]);
     const keys = (await h.ok("GET", `/v1/subscriptions/${subscriber.subscriptionId}/api_keys`)).data;
-    expect(keys[0].revoked_at).toBeNull(); // suspended, not revoked
+    expect(keys[0]).toMatchObject({
+      status: "suspended",
+      revoked_at: null,
+      suspended_at: expect.any(String),
+    });
     // Nothing more is tried after the last step.
     h.t.clock.set(new Date(start.getTime() + 30 * DAY_MS));
     await runDue();
@@ -227,6 +231,8 @@ describe("dunning", () => {
     expect(allowed.statusCode, allowed.body).toBe(200);
     expect(allowed.json()).toMatchObject({ allowed: true, customer_id: subscriber.customerId });
     expect((await meter(subscriber.consumerKey)).statusCode).toBe(202);
+    const restored = (await h.ok("GET", `/v1/subscriptions/${subscriber.subscriptionId}/api_keys`)).data;
+    expect(restored[0]).toMatchObject({ status: "active", suspended_at: null });
   });
 
   it("publishes payment and invoice events inside the transactions that record them", async () => {

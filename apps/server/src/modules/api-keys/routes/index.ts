@@ -22,16 +22,21 @@ const ApiKeySchema = Type.Object(
     name: Type.Union([Type.String(), Type.Null()]),
     scopes: Type.Array(Type.String()),
     redacted_key: Type.String({ description: "prefix and last four characters" }),
-    status: Type.Union([
-      Type.Literal("active"),
-      Type.Literal("expiring"),
-      Type.Literal("expired"),
-      Type.Literal("revoked"),
-    ]),
+    status: Type.Union(
+      [
+        Type.Literal("active"),
+        Type.Literal("expiring"),
+        Type.Literal("expired"),
+        Type.Literal("revoked"),
+        Type.Literal("suspended"),
+      ],
+      { description: "suspended: a consumer key of a SUSPENDED subscription, refused until it is paid up" },
+    ),
     subscription_id: Type.Union([Type.String(), Type.Null()]),
     created_at: Type.String(),
     expires_at: Type.Union([Type.String(), Type.Null()]),
     revoked_at: Type.Union([Type.String(), Type.Null()]),
+    suspended_at: Type.Union([Type.String(), Type.Null()]),
     rotated_to: Type.Union([Type.String(), Type.Null()]),
   },
   { $id: "ApiKey" },
@@ -47,9 +52,11 @@ export function toApi(key: ApiKeyRecord, now: Date) {
     ? "revoked"
     : key.expiresAt && key.expiresAt <= now
       ? "expired"
-      : key.expiresAt
-        ? "expiring"
-        : "active";
+      : key.suspendedAt
+        ? "suspended"
+        : key.expiresAt
+          ? "expiring"
+          : "active";
   return {
     id: key.id,
     object: "api_key" as const,
@@ -58,11 +65,12 @@ export function toApi(key: ApiKeyRecord, now: Date) {
     name: key.name,
     scopes: key.scopes,
     redacted_key: `${key.prefix}…${key.last4}`,
-    status: status as "active" | "expiring" | "expired" | "revoked",
+    status: status as "active" | "expiring" | "expired" | "revoked" | "suspended",
     subscription_id: key.subscriptionId,
     created_at: key.createdAt.toISOString(),
     expires_at: key.expiresAt?.toISOString() ?? null,
     revoked_at: key.revokedAt?.toISOString() ?? null,
+    suspended_at: key.suspendedAt?.toISOString() ?? null,
     rotated_to: key.rotatedTo,
   };
 }
