@@ -50,7 +50,11 @@ export class ApiKeyService {
   /** Loads every usable key into memory and follows changes made by other processes. */
   async start(): Promise<() => Promise<void>> {
     await this.reload();
-    return this.#database.listen(CHANGES_CHANNEL, (keyHash) => void this.#refresh(keyHash));
+    return this.#database.listen(
+      CHANGES_CHANNEL,
+      (keyHash) => void this.#refresh(keyHash),
+      () => void this.reload().catch(() => undefined),
+    );
   }
 
   async reload(): Promise<void> {

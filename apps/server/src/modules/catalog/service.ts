@@ -104,8 +104,15 @@ export class CatalogService {
 
   /** Loads every unit into memory and follows changes other processes make. */
   async start(): Promise<() => Promise<void>> {
-    for (const unit of await units.listAllUnits(this.#database.db)) this.#unitDirectory.put(unit);
-    return this.#database.listen(UNITS_CHANNEL, (unitId) => void this.#reloadUnit(unitId));
+    const loadAll = async () => {
+      for (const unit of await units.listAllUnits(this.#database.db)) this.#unitDirectory.put(unit);
+    };
+    await loadAll();
+    return this.#database.listen(
+      UNITS_CHANNEL,
+      (unitId) => void this.#reloadUnit(unitId),
+      () => void loadAll().catch(() => undefined),
+    );
   }
 
   /** A unit by id or key, from memory only (the hot path). */

@@ -58,10 +58,17 @@ export class CustomerService {
   /** Loads every customer into memory and follows changes made by other processes. */
   async start(): Promise<() => Promise<void>> {
     // Listen first: a change committed while the table is paged through is then not missed.
-    const unlisten = await this.#database.listen(CHANGES_CHANNEL, (id) => void this.#refresh(id));
-    for await (const batch of store.allCustomers(this.#db)) {
-      for (const customer of batch) this.directory.put(customer);
-    }
+    const loadAll = async () => {
+      for await (const batch of store.allCustomers(this.#db)) {
+        for (const customer of batch) this.directory.put(customer);
+      }
+    };
+    const unlisten = await this.#database.listen(
+      CHANGES_CHANNEL,
+      (id) => void this.#refresh(id),
+      () => void loadAll().catch(() => undefined),
+    );
+    await loadAll();
     return unlisten;
   }
 

@@ -111,10 +111,14 @@ export class PricingService {
   /** Fills the version cache and follows versions made by other processes. */
   async start(): Promise<() => Promise<void>> {
     await this.versions.loadAll(this.#database.db);
-    return this.#database.listen(VERSIONS_CHANNEL, (payload) => {
-      const [ratePlanId, version] = payload.split(":");
-      if (ratePlanId && version) void this.versions.loadOne(this.#database.db, ratePlanId, Number(version));
-    });
+    return this.#database.listen(
+      VERSIONS_CHANNEL,
+      (payload) => {
+        const [ratePlanId, version] = payload.split(":");
+        if (ratePlanId && version) void this.versions.loadOne(this.#database.db, ratePlanId, Number(version));
+      },
+      () => void this.versions.loadAll(this.#database.db).catch(() => undefined),
+    );
   }
 
   async #versionWritten(version: RatePlanVersion): Promise<RatePlanVersion> {

@@ -146,11 +146,18 @@ export class SubscriptionService {
    */
   async start(): Promise<() => Promise<void>> {
     // Listen first: a change committed while the table is paged through is then not missed.
-    const unlisten = await this.#database.listen(CHANGES_CHANNEL, (id) => void this.#refresh(id));
-    const endedSince = new Date(this.#clock.now().getTime() - ENDED_RETENTION_MS);
-    for await (const batch of store.liveSubscriptions(this.#db, endedSince)) {
-      for (const subscription of batch) this.directory.put(subscription);
-    }
+    const loadAll = async () => {
+      const endedSince = new Date(this.#clock.now().getTime() - ENDED_RETENTION_MS);
+      for await (const batch of store.liveSubscriptions(this.#db, endedSince)) {
+        for (const subscription of batch) this.directory.put(subscription);
+      }
+    };
+    const unlisten = await this.#database.listen(
+      CHANGES_CHANNEL,
+      (id) => void this.#refresh(id),
+      () => void loadAll().catch(() => undefined),
+    );
+    await loadAll();
     const timer = setInterval(() => {
       if (this.#ticking) return;
       this.#ticking = this.tick()

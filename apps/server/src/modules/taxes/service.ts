@@ -59,16 +59,25 @@ export class TaxService implements TaxProvider {
   /** Loads every active rate and follows changes made by other processes. */
   async start(): Promise<() => Promise<void>> {
     // Listen first: a change committed while the rates load is then not missed.
-    const unlisten = await this.#database.listen(CHANGES_CHANNEL, (key) => {
-      const scope = scopeOfKey(key);
-      if (scope) void this.#reload(scope).catch(() => undefined);
-    });
-    const byScope = new Map<string, TaxRate[]>();
-    for (const rate of await store.allActiveRates(this.#db)) {
-      const key = scopeKey(rate);
-      byScope.set(key, [...(byScope.get(key) ?? []), rate]);
-    }
-    for (const [key, rates] of byScope) this.#activeByScope.set(key, rates);
+    const loadAll = async () => {
+      const byScope = new Map<string, TaxRate[]>();
+      for (const rate of await store.allActiveRates(this.#db)) {
+        const key = scopeKey(rate);
+        byScope.set(key, [...(byScope.get(key) ?? []), rate]);
+      }
+      // Replaced whole: a rate deactivated while notifications were lost must go too.
+      for (const key of this.#activeByScope.keys()) if (!byScope.has(key)) this.#activeByScope.delete(key);
+      for (const [key, rates] of byScope) this.#activeByScope.set(key, rates);
+    };
+    const unlisten = await this.#database.listen(
+      CHANGES_CHANNEL,
+      (key) => {
+        const scope = scopeOfKey(key);
+        if (scope) void this.#reload(scope).catch(() => undefined);
+      },
+      () => void loadAll().catch(() => undefined),
+    );
+    await loadAll();
     this.#loaded = true;
     return unlisten;
   }

@@ -173,10 +173,15 @@ export class WebhookService implements WebhookPublisher {
     await this.#jobs.schedule(SWEEP_QUEUE, SWEEP_CRON);
     // The job is queued inside the publishing transaction, so pg-boss's wake-up can come before the
     // commit and find nothing; NOTIFY is delivered at the commit, so the send starts at once.
-    this.#unlisten = await this.#database.listen(COMMITTED_CHANNEL, (payload) => {
-      if (!this.#started) return;
-      for (const id of payload.split(",")) if (id) void this.deliver(id).catch(() => undefined);
-    });
+    this.#unlisten = await this.#database.listen(
+      COMMITTED_CHANNEL,
+      (payload) => {
+        if (!this.#started) return;
+        for (const id of payload.split(",")) if (id) void this.deliver(id).catch(() => undefined);
+      },
+      // Wake-ups lost with the connection: the sweep sends whatever is due.
+      () => void this.sweep().catch(() => undefined),
+    );
     this.#started = true;
     await this.#jobs.send(SWEEP_QUEUE, {}, { singletonKey: "catch-up" });
   }
