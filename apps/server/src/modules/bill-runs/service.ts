@@ -27,8 +27,12 @@ import * as store from "./store.ts";
 
 export const BILL_RUN_JOB = "bill-runs.run";
 export const DAILY_JOB = "bill-runs.daily";
-/** Every day at 00:05 UTC: periods end at UTC midnights. */
-export const DAILY_CRON = "5 0 * * *";
+/**
+ * Five minutes past every hour (UTC): a subscription's periods end at midnight in its billing time
+ * zone, which is some hour UTC (or a half hour: Asia/Kolkata's midnight is billed at 19:05Z). A
+ * pass finds only tenants with a period due (`scopesWithDuePeriods`), so most hours do nothing.
+ */
+export const DAILY_CRON = "5 * * * *";
 
 export interface BillRunOptions {
   /** Tenants with at most this many subscriptions are billed inside the request (201 COMPLETED). */
