@@ -881,9 +881,21 @@ export class BillingService implements PeriodInvoicing {
     return finalized;
   }
 
-  /** DRAFT, OPEN or OVERDUE → VOID. A paid invoice cannot be voided (409): credit it instead. */
+  /**
+   * DRAFT, OPEN or OVERDUE → VOID. A paid invoice cannot be voided (409): credit it instead. Nor can
+   * one a prepaid wallet paid part of (credits applied): voiding would keep the customer's credits
+   * without an invoice for them.
+   */
   void(scope: TenantScope, id: string): Promise<Invoice> {
-    return this.#transition(scope, id, "VOID", "voided", (invoice, now) => ({ ...invoice, voidedAt: now }));
+    return this.#transition(scope, id, "VOID", "voided", (invoice, now) => {
+      if (invoice.creditsApplied > 0n) {
+        throw new AforoError(
+          "invalid-transition",
+          `Invoice '${id}' was paid ${invoice.creditsApplied} minor units from the customer's wallet and cannot be voided; issue a credit note instead (or credit the wallet back).`,
+        );
+      }
+      return { ...invoice, voidedAt: now };
+    });
   }
 
   /** OPEN, OVERDUE or UNCOLLECTIBLE → PAID by a manual (offline) payment of what is due. */

@@ -216,6 +216,10 @@ describe("prepaid and hybrid billing", () => {
     // 1.50 of usage: 1.00 paid from the wallet as it was metered, 0.50 left for the invoice.
     expect(final).toMatchObject({ total: 150, credits_applied: 100, amount_due: 50, status: "OPEN" });
     expect(sum(await usageDebits(walletId))).toBe(-100);
+    // The wallet paid part of it: voiding would keep those credits with no invoice for them.
+    const voided = await t.request("POST", `/v1/invoices/${final.id}/void`, f.as);
+    expect(voided.statusCode).toBe(409);
+    expect(voided.json().type).toBe(`${TEST_PUBLIC_URL}/problems/invalid-transition`);
     expect((await ledger(walletId)).filter((entry) => entry.idempotency_key?.startsWith("invoice:"))).toEqual(
       [],
     );
