@@ -188,8 +188,22 @@ describe("invoices", () => {
     const tooMuch = await as("POST", "/v1/credit_notes", { invoice_id: id, amount: 701, reason: "x" });
     expect(tooMuch.statusCode).toBe(422);
     expect(tooMuch.json().errors[0].field).toBe("amount");
-    await created("/v1/credit_notes", { invoice_id: id, amount: 700, reason: "goodwill" });
+    // Paid by credit is announced like a payment, once.
+    const announced: string[] = [];
+    const publisher = t.context.billing.webhooks;
+    t.context.billing.webhooks = {
+      publish: async (trx, scope, type, data) => {
+        announced.push(`${type} ${String(data.id)} ${String(data.status)}`);
+        await publisher.publish(trx, scope, type, data);
+      },
+    };
+    try {
+      await created("/v1/credit_notes", { invoice_id: id, amount: 700, reason: "goodwill" });
+    } finally {
+      t.context.billing.webhooks = publisher;
+    }
     expect((await as("GET", `/v1/invoices/${id}`)).json()).toMatchObject({ status: "PAID", amount_due: 0 });
+    expect(announced).toEqual([`invoice.paid ${id} PAID`]);
     expect(
       (await as("POST", "/v1/credit_notes", { invoice_id: id, amount: 1, reason: "x" })).statusCode,
     ).toBe(422);

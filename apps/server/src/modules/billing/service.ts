@@ -1010,12 +1010,15 @@ export class BillingService implements PeriodInvoicing {
     await creditNotes.insertCreditNote(trx, note);
     const amountDue = amountDueAfterCredit(invoice, input.amount);
     const settled = amountDue === 0n && (invoice.status === "OPEN" || invoice.status === "OVERDUE");
-    await store.updateInvoiceState(trx, {
+    const next: Invoice = {
       ...invoice,
       creditNotesTotal: invoice.creditNotesTotal + input.amount,
       amountDue,
       ...(settled ? { status: "PAID" as const, paidAt: now, paymentMethod: "credit_note" } : {}),
-    });
+    };
+    await store.updateInvoiceState(trx, next);
+    // Paid by credit is paid: subscribers hear it as they hear a payment (in this transaction).
+    if (settled) await this.webhooks.publish(trx, scope, "invoice.paid", invoiceToApi(next));
     return note;
   }
 
