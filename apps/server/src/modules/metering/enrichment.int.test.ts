@@ -5,7 +5,7 @@ import { createTestApp, type TestApp } from "../../testing/test-app.ts";
 describe("enrichment at ingest", () => {
   let t: TestApp;
   let f: Fixture;
-  let subscribed: { customerId: string; subscriptionId: string; ratePlanId: string };
+  let subscribed: { customerId: string; subscriptionId: string; ratePlanId: string; offeringId: string };
   let unsubscribedId: string;
 
   async function post(url: string, body: unknown) {
@@ -55,7 +55,12 @@ describe("enrichment at ingest", () => {
       customer_id: customer.id,
       offering_id: offering.id,
     });
-    subscribed = { customerId: customer.id, subscriptionId: subscription.id, ratePlanId: plan.id };
+    subscribed = {
+      customerId: customer.id,
+      subscriptionId: subscription.id,
+      ratePlanId: plan.id,
+      offeringId: offering.id,
+    };
     unsubscribedId = (await createCustomer(t, f)).id;
   });
   afterAll(() => t.close());
@@ -76,6 +81,28 @@ describe("enrichment at ingest", () => {
     }
     // The first two events fall in the 0.10 tier, the third in the 0.01 tier.
     expect(estimates.map(Number)).toEqual([0.1, 0.1, 0.01]);
+  });
+
+  it("estimates each event of one batch after the ones before it, across a tier boundary", async () => {
+    const customer = await createCustomer(t, f);
+    await post("/v1/subscriptions", { customer_id: customer.id, offering_id: subscribed.offeringId });
+    const response = await t.request("POST", "/v1/meter/batch", {
+      ...f.as,
+      body: {
+        events: Array.from({ length: 4 }, (_, i) => ({
+          customer_id: customer.id,
+          metric_id: "api_calls",
+          idempotency_key: `batch-enrich-${i}`,
+        })),
+      },
+    });
+    expect(response.statusCode).toBe(200);
+    const estimates: number[] = [];
+    for (const result of response.json().results as { id: string }[]) {
+      estimates.push(Number((await stored(result.id)).estimated_revenue));
+    }
+    // Not yet counted when the batch arrives, the earlier events still come first.
+    expect(estimates).toEqual([0.1, 0.1, 0.01, 0.01]);
   });
 
   it("leaves an event of a customer without a subscription unenriched", async () => {

@@ -48,6 +48,11 @@ export interface EnrichmentSource {
     occurredAt: Date,
     /** What the unit aggregates for this event (properties[field] or quantity); null for COUNT. */
     value: string | null,
+    /**
+     * What earlier events of the same ingest call added to each running total: they are not
+     * counted yet (counters move at commit), and each event's estimate must see them.
+     */
+    batch?: Map<string, number>,
   ): {
     enrichment: Record<string, unknown>;
     estimatedRevenue: string | null;
@@ -122,9 +127,10 @@ export class MeteringService {
     source: EventSource,
   ): Promise<IngestResult[]> {
     const now = this.#clock.now();
+    const batch = new Map<string, number>();
     const prepared = inputs.map((input) => {
       try {
-        return this.#prepare(scope, normalizeEvent(input), source, now);
+        return this.#prepare(scope, normalizeEvent(input), source, now, batch);
       } catch (error) {
         if (error instanceof AforoError) return { error };
         throw error;
@@ -206,7 +212,13 @@ export class MeteringService {
     return this.#writer.drain();
   }
 
-  #prepare(scope: TenantScope, event: NormalizedEvent, source: EventSource, now: Date): { row: EventRow } {
+  #prepare(
+    scope: TenantScope,
+    event: NormalizedEvent,
+    source: EventSource,
+    now: Date,
+    batch?: Map<string, number>,
+  ): { row: EventRow } {
     const unit = this.#catalog.resolveUnitCached(scope, event.metricRef);
     if (unit?.status !== "ACTIVE") {
       throw new AforoError(
@@ -246,6 +258,7 @@ export class MeteringService {
       event.quantity,
       occurredAt,
       value,
+      matches && timing.kind !== "reconciliation" ? batch : undefined,
     );
     return {
       row: {
