@@ -54,7 +54,8 @@ function stringField(object: Record<string, unknown>, field: string): string {
 
 /**
  * A fresh tenant (so a reused database never mixes runs), a key, a COUNT unit, a customer for the
- * metering rows, and a second customer subscribed to a published offering for the canAccess rows.
+ * metering rows (subscribed to a GRADUATED plan on the unit), and a second customer subscribed to a
+ * published offering for the canAccess rows.
  */
 export async function seed(baseUrl: string, operatorKey: string): Promise<Seed> {
   const runId = randomBytes(6).toString("hex");
@@ -93,6 +94,7 @@ export async function seed(baseUrl: string, operatorKey: string): Promise<Seed> 
     email: "bench@example.com",
     currency: "USD",
   });
+  await subscribeToPricedPlan(baseUrl, asBench, stringField(customer, "id"));
   const entitledCustomerId = await entitledCustomer(baseUrl, asBench);
   return {
     runId,
@@ -102,6 +104,49 @@ export async function seed(baseUrl: string, operatorKey: string): Promise<Seed> 
     metricKey: METRIC_KEY,
     entitledCustomerId,
   };
+}
+
+/**
+ * The metering rows' customer pays for `api_calls` on a GRADUATED plan, as a real customer does:
+ * every event is enriched with its subscription and plan and its marginal revenue estimated
+ * (a customer without a subscription would skip that work and flatter the figures).
+ */
+async function subscribeToPricedPlan(
+  baseUrl: string,
+  auth: { key: string; tenant: string },
+  customerId: string,
+): Promise<void> {
+  const plan = await created(baseUrl, "/v1/rate_plans", auth, {
+    name: "Benchmark metered plan",
+    currency: "USD",
+    billing_period: { interval: "month", count: 1 },
+    items: [
+      {
+        model: "GRADUATED",
+        billable_unit: METRIC_KEY,
+        tiers: [
+          { up_to: "1000", unit_price: "0.002" },
+          { up_to: "1000000", unit_price: "0.001" },
+          { up_to: null, unit_price: "0.0005" },
+        ],
+      },
+    ],
+    entitlements: [],
+  });
+  const offering = await created(baseUrl, "/v1/offerings", auth, {
+    name: "Benchmark metered offering",
+    rate_plan_ids: [stringField(plan, "id")],
+    billing_mode: "POSTPAID",
+    trial_days: 0,
+    status: "PUBLISHED",
+  });
+  const subscription = await created(baseUrl, "/v1/subscriptions", auth, {
+    customer_id: customerId,
+    offering_id: stringField(offering, "id"),
+  });
+  if (subscription.status !== "ACTIVE") {
+    throw new Error(`seeding: the subscription is ${String(subscription.status)}, not ACTIVE`);
+  }
 }
 
 /** The limit of the metered feature: never reached by a benchmark (overage is allowed anyway). */
