@@ -2,6 +2,7 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { createContext } from "../../context.ts";
 import { createCustomer, createUnit, type Fixture, sandbox } from "../../testing/fixtures.ts";
 import { createTestApp, TEST_PUBLIC_URL, type TestApp, testConfig } from "../../testing/test-app.ts";
+import { EntitlementService } from "./service.ts";
 
 interface Plan {
   offeringId: string;
@@ -277,7 +278,11 @@ describe("POST /v1/canAccess", () => {
       body: { customer_id: customerId, metric_id: "tokens", properties: { tokens: 250 } },
     });
     await t.context.entitlements.settle();
-    const restarted = await createContext(testConfig(), t.database, t.clock);
+    // One rollup hour per query: the rebuild must page through them all.
+    EntitlementService.rebuildPageRows = 1;
+    const restarted = await createContext(testConfig(), t.database, t.clock).finally(() => {
+      EntitlementService.rebuildPageRows = 50_000;
+    });
     try {
       const scope = { tenantId: f.tenant.id, mode: "test" as const };
       const before = t.context.entitlements.entitlementsOf(scope, customerId).features;

@@ -62,6 +62,8 @@ interface Bucket {
  * moment anything they depend on changes; usage counters are fed by every committed event.
  */
 export class EntitlementService {
+  /** Rollup hours read per query when counters are rebuilt (a test pages with fewer). */
+  static rebuildPageRows = 50_000;
   readonly counters = new UsageCounters();
   readonly audit: DecisionAudit;
   readonly #clock: Clock;
@@ -357,13 +359,6 @@ export class EntitlementService {
     const db = this.#deps.metering.database.db;
     const now = this.#clock.now().getTime();
     this.counters.clear();
-    const { rows: hours } = await sql<CounterRow & { event_count: string; value_sum: string }>`
-      select tenant_id, mode, customer_id, billable_unit_id, hour as start,
-        sum(event_count)::text as event_count, sum(value_sum)::text as value_sum
-      from usage_rollups
-      where hour >= ${new Date(now - 40 * 24 * 3_600_000).toISOString()}::timestamptz
-      group by 1, 2, 3, 4, 5
-    `.execute(db);
     const aggregations = new Map<string, string>();
     const aggregationOf = (tenantId: string, mode: "live" | "test", unitId: string) => {
       const key = `${tenantId}:${mode}:${unitId}`;
@@ -375,12 +370,36 @@ export class EntitlementService {
       }
       return aggregation;
     };
-    for (const row of hours) {
-      const amount =
-        aggregationOf(row.tenant_id, row.mode, row.billable_unit_id) === "COUNT"
-          ? Number(row.event_count)
-          : Number(row.value_sum);
-      this.counters.loadHour(counterKeyOf(row), new Date(row.start).getTime(), amount);
+    // In pages, in the rollups' key order (their primary key serves it): 100,000 customers with
+    // a month of hourly usage are millions of rows, which fetched at once do not fit in the heap.
+    const since = new Date(now - 40 * 24 * 3_600_000).toISOString();
+    let after: (CounterRow & { start: Date }) | undefined;
+    for (;;) {
+      const from = after;
+      const { rows: hours } = await sql<CounterRow & { start: Date; event_count: string; value_sum: string }>`
+        select tenant_id, mode, customer_id, billable_unit_id, hour as start,
+          sum(event_count)::text as event_count, sum(value_sum)::text as value_sum
+        from usage_rollups
+        where hour >= ${since}::timestamptz
+          ${
+            from
+              ? sql`and (tenant_id, mode, customer_id, billable_unit_id, hour) >
+                  (${from.tenant_id}, ${from.mode}, ${from.customer_id}, ${from.billable_unit_id}, ${new Date(from.start).toISOString()}::timestamptz)`
+              : sql``
+          }
+        group by 1, 2, 3, 4, 5
+        order by 1, 2, 3, 4, 5
+        limit ${EntitlementService.rebuildPageRows}
+      `.execute(db);
+      for (const row of hours) {
+        const amount =
+          aggregationOf(row.tenant_id, row.mode, row.billable_unit_id) === "COUNT"
+            ? Number(row.event_count)
+            : Number(row.value_sum);
+        this.counters.loadHour(counterKeyOf(row), new Date(row.start).getTime(), amount);
+      }
+      after = hours.at(-1);
+      if (hours.length < EntitlementService.rebuildPageRows) break;
     }
     const { rows: minutes } = await sql<CounterRow & { amount: string }>`
       select u.tenant_id, u.mode, e.customer_id, u.id as billable_unit_id,
