@@ -1,7 +1,7 @@
 import fc from "fast-check";
 import { describe, expect, it } from "vitest";
 import { ExactDecimal, formatDecimal, parseDecimal } from "../money/index.ts";
-import { rateItem } from "./rate-item.ts";
+import { exactItemAmount, rateItem } from "./rate-item.ts";
 import type { PlanItem, PriceTier, UsageItem } from "./types.ts";
 
 // fast-check prints the seed and the shrunk counterexample when a property fails; rerun with
@@ -124,6 +124,16 @@ function graduatedUnitByUnit(priceTiers: PriceTier[], units: number): ExactDecim
 }
 
 describe("rating properties", () => {
+  it("gives the same exact amount through exactItemAmount as rateItem's amount_decimal", () => {
+    fc.assert(
+      fc.property(anyItem, decimalString(60_000, 3), (item, quantity) => {
+        expect(formatDecimal(exactItemAmount(item, quantity))).toBe(
+          rateItem(item, quantity, usd).amount_decimal,
+        );
+      }),
+    );
+  });
+
   it("rates GRADUATED as the sum of per-tier charges computed unit by unit", () => {
     fc.assert(
       fc.property(tiers, fc.integer({ min: 0, max: 3_000 }), (priceTiers, units) => {

@@ -11,7 +11,7 @@ import {
 } from "../money/index.ts";
 import { InvalidPlanItemError } from "./errors.ts";
 import { parseQuantity } from "./quantities.ts";
-import { rateGraduated, rateVolume } from "./tiers.ts";
+import { graduatedAmount, rateGraduated, rateVolume } from "./tiers.ts";
 import type { PlanItem, RatedLine, RatedTier, RateItemOptions, UsageItem } from "./types.ts";
 import { validatePlanItem } from "./validate.ts";
 
@@ -74,6 +74,34 @@ function chargeFor(item: UsageItem, billable: ExactDecimal): Charge {
   }
 }
 
+/** The quantity the model prices: min(max(quantity − allowance, 0), cap). */
+function billableOf(item: UsageItem, used: ExactDecimal, rolloverIn: DecimalInput | undefined) {
+  let allowance = parseQuantity(item.included_free ?? "0", "included_free");
+  if (item.model === "INCLUDED_QUOTA") allowance = allowance.plus(parseDecimal(item.included));
+  allowance = allowance.plus(parseQuantity(rolloverIn ?? "0", "rollover_in"));
+  const afterAllowance = ExactDecimal.max(used.minus(allowance), 0);
+  const cap = optionalDecimal(item.cap);
+  const billable = cap === null ? afterAllowance : ExactDecimal.min(afterAllowance, cap);
+  return { allowance, afterAllowance, cap, billable };
+}
+
+/**
+ * The exact, unrounded amount `rateItem` gives for `quantity` (its `amount_decimal`), without
+ * building the line: what metering's revenue estimate needs for every event. Same validation,
+ * allowance, cap and model rules; GRADUATED skips the tier descriptions.
+ */
+export function exactItemAmount(item: PlanItem, quantity: DecimalInput): ExactDecimal {
+  if (!validItems.has(item)) {
+    const issues = validatePlanItem(item);
+    if (issues.length > 0) throw new InvalidPlanItemError(issues);
+    validItems.add(item);
+  }
+  if (item.model === "FLAT_RATE") return parseDecimal(item.flat_amount);
+  const { billable } = billableOf(item, parseQuantity(quantity), undefined);
+  if (item.model === "GRADUATED") return graduatedAmount(item.tiers, billable);
+  return chargeFor(item, billable).amount;
+}
+
 /**
  * Items already found valid. Stored plan items are never mutated (versions are immutable), so the
  * metering hot path, which rates the same item for every event, validates it once. An item object
@@ -123,13 +151,7 @@ export function rateItem(item: PlanItem, quantity: DecimalInput, options: RateIt
   }
 
   const used = parseQuantity(quantity);
-  let allowance = parseQuantity(item.included_free ?? "0", "included_free");
-  if (item.model === "INCLUDED_QUOTA") allowance = allowance.plus(parseDecimal(item.included));
-  allowance = allowance.plus(parseQuantity(options.rollover_in ?? "0", "rollover_in"));
-  const afterAllowance = ExactDecimal.max(used.minus(allowance), 0);
-  const cap = optionalDecimal(item.cap);
-  const billable = cap === null ? afterAllowance : ExactDecimal.min(afterAllowance, cap);
-
+  const { allowance, afterAllowance, cap, billable } = billableOf(item, used, options.rollover_in);
   const charge = chargeFor(item, billable);
   const line: RatedLine = {
     billable_unit: item.billable_unit,

@@ -13,7 +13,22 @@ export type TieredCharge = {
   explanation: string;
 };
 
+/**
+ * Parsed tiers per tiers array. A stored plan's items are never changed (versions are immutable, as
+ * rate-item.ts's validation cache also assumes), and metering rates the same tiers for every event.
+ */
+const parsedTiers = new WeakMap<readonly PriceTier[], ParsedTier[]>();
+
 function parseTiers(tiers: readonly PriceTier[]): ParsedTier[] {
+  let parsed = parsedTiers.get(tiers);
+  if (!parsed) {
+    parsed = parseTierList(tiers);
+    parsedTiers.set(tiers, parsed);
+  }
+  return parsed;
+}
+
+function parseTierList(tiers: readonly PriceTier[]): ParsedTier[] {
   return tiers.map((tier) => ({
     upTo: tier.up_to === null || tier.up_to === undefined ? null : parseDecimal(tier.up_to),
     unitPrice: parseDecimal(tier.unit_price),
@@ -68,6 +83,20 @@ export function rateGraduated(tiers: readonly PriceTier[], quantity: ExactDecima
     tiers: rated,
     explanation: terms.length === 0 ? "no billable quantity" : terms.join(" + "),
   };
+}
+
+/** GRADUATED's exact amount alone, as rateGraduated computes it, without describing the tiers. */
+export function graduatedAmount(tiers: readonly PriceTier[], quantity: ExactDecimal): ExactDecimal {
+  let lowerBound = new ExactDecimal(0);
+  let amount = new ExactDecimal(0);
+  for (const tier of parseTiers(tiers)) {
+    const ceiling = tier.upTo === null ? quantity : ExactDecimal.min(quantity, tier.upTo);
+    const inTier = ExactDecimal.max(ceiling.minus(lowerBound), 0);
+    if (!inTier.isZero()) amount = amount.plus(tierCharge(tier, inTier));
+    if (tier.upTo !== null) lowerBound = tier.upTo;
+    if (tier.upTo !== null && quantity.lessThanOrEqualTo(tier.upTo)) break;
+  }
+  return amount;
 }
 
 /**

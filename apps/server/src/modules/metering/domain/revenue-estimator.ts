@@ -1,4 +1,4 @@
-import { formatDecimal, type PlanItem, parseDecimal, rateItem } from "@aforo/core";
+import { currencyExponent, exactItemAmount, formatDecimal, type PlanItem, parseDecimal } from "@aforo/core";
 
 /**
  * The marginal revenue of one event: what the period's charge for this item becomes with the event,
@@ -29,14 +29,16 @@ export function estimateWithAmounts(
   currency: string,
   known?: { total: string; amount: string },
 ): Estimate {
+  currencyExponent(currency); // an unknown currency throws, as rating it would
   const before = parseDecimal(runningTotalBefore);
   const after = before.plus(parseDecimal(eventQuantity));
   if (item.model === "FLAT_RATE") return { marginal: "0", totalAfter: after.toString(), amountAfter: "0" };
+  // The exact amounts rateItem would give, without building invoice lines (once per event).
   const amountBefore =
     known && known.total === before.toString()
       ? parseDecimal(known.amount)
-      : parseDecimal(rateItem(item, before.toString(), { currency }).amount_decimal);
-  const amountAfter = parseDecimal(rateItem(item, after.toString(), { currency }).amount_decimal);
+      : exactItemAmount(item, before.toString());
+  const amountAfter = exactItemAmount(item, after.toString());
   return {
     marginal: formatDecimal(amountAfter.minus(amountBefore)),
     totalAfter: after.toString(),
