@@ -9,3 +9,20 @@ export async function announceChange(database: DatabaseHandle, channel: string, 
   if (database.kind !== "postgres") return;
   await sql`select pg_notify(${channel}, ${id})`.execute(database.db);
 }
+
+/**
+ * Keeps an in-memory copy in step with other processes: listens to `channel` first (a change
+ * committed while the copy loads is then not missed), loads everything, and loads everything again
+ * when a lost listener connection is back (the notifications sent meanwhile are gone). Answers the
+ * function that stops listening.
+ */
+export async function followChanges(
+  database: DatabaseHandle,
+  channel: string,
+  onChange: (payload: string) => void,
+  loadAll: () => Promise<void>,
+): Promise<() => Promise<void>> {
+  const unlisten = await database.listen(channel, onChange, () => void loadAll().catch(() => undefined));
+  await loadAll();
+  return unlisten;
+}

@@ -1,6 +1,7 @@
 import { AforoError, newId } from "@aforo/core";
 import { type Kysely, sql } from "kysely";
 import type { Clock } from "../../clock.ts";
+import { followChanges } from "../../db/change-feed.ts";
 import type { DatabaseHandle } from "../../db/database.ts";
 import type { Page, PageRequest } from "../../db/pagination.ts";
 import type { Database, Mode } from "../../db/schema.ts";
@@ -49,11 +50,11 @@ export class ApiKeyService {
 
   /** Loads every usable key into memory and follows changes made by other processes. */
   async start(): Promise<() => Promise<void>> {
-    await this.reload();
-    return this.#database.listen(
+    return followChanges(
+      this.#database,
       CHANGES_CHANNEL,
       (keyHash) => void this.#refresh(keyHash),
-      () => void this.reload().catch(() => undefined),
+      () => this.reload(),
     );
   }
 

@@ -1,7 +1,7 @@
 import { AforoError, type FieldError, newId, notFound } from "@aforo/core";
 import type { Kysely, Selectable } from "kysely";
 import type { Clock } from "../../clock.ts";
-import { announceChange } from "../../db/change-feed.ts";
+import { announceChange, followChanges } from "../../db/change-feed.ts";
 import type { DatabaseHandle } from "../../db/database.ts";
 import type { Page, PageRequest } from "../../db/pagination.ts";
 import type { BillableUnitsTable, Database } from "../../db/schema.ts";
@@ -104,14 +104,13 @@ export class CatalogService {
 
   /** Loads every unit into memory and follows changes other processes make. */
   async start(): Promise<() => Promise<void>> {
-    const loadAll = async () => {
-      for (const unit of await units.listAllUnits(this.#database.db)) this.#unitDirectory.put(unit);
-    };
-    await loadAll();
-    return this.#database.listen(
+    return followChanges(
+      this.#database,
       UNITS_CHANNEL,
       (unitId) => void this.#reloadUnit(unitId),
-      () => void loadAll().catch(() => undefined),
+      async () => {
+        for (const unit of await units.listAllUnits(this.#database.db)) this.#unitDirectory.put(unit);
+      },
     );
   }
 

@@ -1,6 +1,7 @@
 import { AforoError, newId } from "@aforo/core";
 import { type Kysely, sql } from "kysely";
 import type { Clock } from "../../clock.ts";
+import { followChanges } from "../../db/change-feed.ts";
 import type { DatabaseHandle } from "../../db/database.ts";
 import type { Page, PageRequest } from "../../db/pagination.ts";
 import type { Database } from "../../db/schema.ts";
@@ -57,19 +58,16 @@ export class CustomerService {
 
   /** Loads every customer into memory and follows changes made by other processes. */
   async start(): Promise<() => Promise<void>> {
-    // Listen first: a change committed while the table is paged through is then not missed.
-    const loadAll = async () => {
-      for await (const batch of store.allCustomers(this.#db)) {
-        for (const customer of batch) this.directory.put(customer);
-      }
-    };
-    const unlisten = await this.#database.listen(
+    return followChanges(
+      this.#database,
       CHANGES_CHANNEL,
       (id) => void this.#refresh(id),
-      () => void loadAll().catch(() => undefined),
+      async () => {
+        for await (const batch of store.allCustomers(this.#db)) {
+          for (const customer of batch) this.directory.put(customer);
+        }
+      },
     );
-    await loadAll();
-    return unlisten;
   }
 
   async #refresh(id: string): Promise<void> {

@@ -1,7 +1,7 @@
 import { AforoError, type DecimalInput, formatDecimal, isKnownCurrency, newId } from "@aforo/core";
 import type { Kysely } from "kysely";
 import type { Clock } from "../../clock.ts";
-import { announceChange } from "../../db/change-feed.ts";
+import { announceChange, followChanges } from "../../db/change-feed.ts";
 import type { DatabaseHandle } from "../../db/database.ts";
 import type { Page, PageRequest } from "../../db/pagination.ts";
 import type { Database } from "../../db/schema.ts";
@@ -110,14 +110,14 @@ export class PricingService {
 
   /** Fills the version cache and follows versions made by other processes. */
   async start(): Promise<() => Promise<void>> {
-    await this.versions.loadAll(this.#database.db);
-    return this.#database.listen(
+    return followChanges(
+      this.#database,
       VERSIONS_CHANNEL,
       (payload) => {
         const [ratePlanId, version] = payload.split(":");
         if (ratePlanId && version) void this.versions.loadOne(this.#database.db, ratePlanId, Number(version));
       },
-      () => void this.versions.loadAll(this.#database.db).catch(() => undefined),
+      () => this.versions.loadAll(this.#database.db),
     );
   }
 

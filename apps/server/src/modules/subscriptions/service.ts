@@ -1,6 +1,7 @@
 import { AforoError, newId } from "@aforo/core";
 import { type Kysely, sql } from "kysely";
 import type { Clock } from "../../clock.ts";
+import { followChanges } from "../../db/change-feed.ts";
 import type { DatabaseHandle } from "../../db/database.ts";
 import type { Page, PageRequest } from "../../db/pagination.ts";
 import type { Database } from "../../db/schema.ts";
@@ -145,19 +146,17 @@ export class SubscriptionService {
    * and ticks every minute. Returns the function that stops all of it.
    */
   async start(): Promise<() => Promise<void>> {
-    // Listen first: a change committed while the table is paged through is then not missed.
-    const loadAll = async () => {
-      const endedSince = new Date(this.#clock.now().getTime() - ENDED_RETENTION_MS);
-      for await (const batch of store.liveSubscriptions(this.#db, endedSince)) {
-        for (const subscription of batch) this.directory.put(subscription);
-      }
-    };
-    const unlisten = await this.#database.listen(
+    const unlisten = await followChanges(
+      this.#database,
       CHANGES_CHANNEL,
       (id) => void this.#refresh(id),
-      () => void loadAll().catch(() => undefined),
+      async () => {
+        const endedSince = new Date(this.#clock.now().getTime() - ENDED_RETENTION_MS);
+        for await (const batch of store.liveSubscriptions(this.#db, endedSince)) {
+          for (const subscription of batch) this.directory.put(subscription);
+        }
+      },
     );
-    await loadAll();
     const timer = setInterval(() => {
       if (this.#ticking) return;
       this.#ticking = this.tick()

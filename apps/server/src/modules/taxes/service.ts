@@ -1,6 +1,7 @@
 import { AforoError, newId } from "@aforo/core";
 import { type Kysely, sql } from "kysely";
 import type { Clock } from "../../clock.ts";
+import { followChanges } from "../../db/change-feed.ts";
 import type { DatabaseHandle } from "../../db/database.ts";
 import type { Page, PageRequest } from "../../db/pagination.ts";
 import type { Database, Mode } from "../../db/schema.ts";
@@ -58,26 +59,24 @@ export class TaxService implements TaxProvider {
 
   /** Loads every active rate and follows changes made by other processes. */
   async start(): Promise<() => Promise<void>> {
-    // Listen first: a change committed while the rates load is then not missed.
-    const loadAll = async () => {
-      const byScope = new Map<string, TaxRate[]>();
-      for (const rate of await store.allActiveRates(this.#db)) {
-        const key = scopeKey(rate);
-        byScope.set(key, [...(byScope.get(key) ?? []), rate]);
-      }
-      // Replaced whole: a rate deactivated while notifications were lost must go too.
-      for (const key of this.#activeByScope.keys()) if (!byScope.has(key)) this.#activeByScope.delete(key);
-      for (const [key, rates] of byScope) this.#activeByScope.set(key, rates);
-    };
-    const unlisten = await this.#database.listen(
+    const unlisten = await followChanges(
+      this.#database,
       CHANGES_CHANNEL,
       (key) => {
         const scope = scopeOfKey(key);
         if (scope) void this.#reload(scope).catch(() => undefined);
       },
-      () => void loadAll().catch(() => undefined),
+      async () => {
+        const byScope = new Map<string, TaxRate[]>();
+        for (const rate of await store.allActiveRates(this.#db)) {
+          const key = scopeKey(rate);
+          byScope.set(key, [...(byScope.get(key) ?? []), rate]);
+        }
+        // Replaced whole: a rate deactivated while notifications were lost must go too.
+        for (const key of this.#activeByScope.keys()) if (!byScope.has(key)) this.#activeByScope.delete(key);
+        for (const [key, rates] of byScope) this.#activeByScope.set(key, rates);
+      },
     );
-    await loadAll();
     this.#loaded = true;
     return unlisten;
   }
