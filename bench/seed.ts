@@ -107,35 +107,23 @@ export async function seed(baseUrl: string, operatorKey: string): Promise<Seed> 
 }
 
 /**
- * The metering rows' customer pays for `api_calls` on a GRADUATED plan, as a real customer does:
- * every event is enriched with its subscription and plan and its marginal revenue estimated
- * (a customer without a subscription would skip that work and flatter the figures).
+ * A PUBLISHED offering over a rate plan (`plan`, the body of POST /v1/rate_plans) and an ACTIVE
+ * subscription of `customerId` to it.
  */
-async function subscribeToPricedPlan(
+async function subscribeToPlan(
   baseUrl: string,
   auth: { key: string; tenant: string },
   customerId: string,
+  plan: { name: string; items: unknown[]; entitlements: unknown[] },
 ): Promise<void> {
-  const plan = await created(baseUrl, "/v1/rate_plans", auth, {
-    name: "Benchmark metered plan",
+  const ratePlan = await created(baseUrl, "/v1/rate_plans", auth, {
     currency: "USD",
     billing_period: { interval: "month", count: 1 },
-    items: [
-      {
-        model: "GRADUATED",
-        billable_unit: METRIC_KEY,
-        tiers: [
-          { up_to: "1000", unit_price: "0.002" },
-          { up_to: "1000000", unit_price: "0.001" },
-          { up_to: null, unit_price: "0.0005" },
-        ],
-      },
-    ],
-    entitlements: [],
+    ...plan,
   });
   const offering = await created(baseUrl, "/v1/offerings", auth, {
-    name: "Benchmark metered offering",
-    rate_plan_ids: [stringField(plan, "id")],
+    name: plan.name,
+    rate_plan_ids: [stringField(ratePlan, "id")],
     billing_mode: "POSTPAID",
     trial_days: 0,
     status: "PUBLISHED",
@@ -149,6 +137,33 @@ async function subscribeToPricedPlan(
   }
 }
 
+/**
+ * The metering rows' customer pays for `api_calls` on a GRADUATED plan, as a real customer does:
+ * every event is enriched with its subscription and plan and its marginal revenue estimated
+ * (a customer without a subscription would skip that work and flatter the figures).
+ */
+function subscribeToPricedPlan(
+  baseUrl: string,
+  auth: { key: string; tenant: string },
+  customerId: string,
+): Promise<void> {
+  return subscribeToPlan(baseUrl, auth, customerId, {
+    name: "Benchmark metered plan",
+    items: [
+      {
+        model: "GRADUATED",
+        billable_unit: METRIC_KEY,
+        tiers: [
+          { up_to: "1000", unit_price: "0.002" },
+          { up_to: "1000000", unit_price: "0.001" },
+          { up_to: null, unit_price: "0.0005" },
+        ],
+      },
+    ],
+    entitlements: [],
+  });
+}
+
 /** The limit of the metered feature: never reached by a benchmark (overage is allowed anyway). */
 export const SEARCH_LIMIT = "1000000000";
 
@@ -157,10 +172,14 @@ export const SEARCH_LIMIT = "1000000000";
  * offering over it, and a customer with an ACTIVE subscription to it: what canAccess decides on.
  */
 async function entitledCustomer(baseUrl: string, auth: { key: string; tenant: string }): Promise<string> {
-  const plan = await created(baseUrl, "/v1/rate_plans", auth, {
-    name: "Benchmark plan",
+  const customer = await created(baseUrl, "/v1/customers", auth, {
+    name: "Benchmark entitled customer",
+    email: "bench-entitled@example.com",
     currency: "USD",
-    billing_period: { interval: "month", count: 1 },
+  });
+  const customerId = stringField(customer, "id");
+  await subscribeToPlan(baseUrl, auth, customerId, {
+    name: "Benchmark plan",
     items: [{ model: "PER_UNIT", billable_unit: METRIC_KEY, unit_price: "0.001" }],
     entitlements: [
       {
@@ -174,26 +193,6 @@ async function entitledCustomer(baseUrl: string, auth: { key: string; tenant: st
       { feature: BOOLEAN_FEATURE, type: "boolean" },
     ],
   });
-  const offering = await created(baseUrl, "/v1/offerings", auth, {
-    name: "Benchmark offering",
-    rate_plan_ids: [stringField(plan, "id")],
-    billing_mode: "POSTPAID",
-    trial_days: 0,
-    status: "PUBLISHED",
-  });
-  const customer = await created(baseUrl, "/v1/customers", auth, {
-    name: "Benchmark entitled customer",
-    email: "bench-entitled@example.com",
-    currency: "USD",
-  });
-  const customerId = stringField(customer, "id");
-  const subscription = await created(baseUrl, "/v1/subscriptions", auth, {
-    customer_id: customerId,
-    offering_id: stringField(offering, "id"),
-  });
-  if (subscription.status !== "ACTIVE") {
-    throw new Error(`seeding: the subscription is ${String(subscription.status)}, not ACTIVE`);
-  }
   return customerId;
 }
 

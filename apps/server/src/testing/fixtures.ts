@@ -30,3 +30,27 @@ export function createCustomer(t: TestApp, fixture: Fixture, body: Record<string
     ...body,
   });
 }
+
+/** A PUBLISHED offering over one rate plan (api_calls at 0.01 each) granting these entitlements. */
+export async function publishedOffering(
+  t: TestApp,
+  fixture: Fixture,
+  name: string,
+  entitlements: unknown[],
+): Promise<{ offeringId: string; ratePlanId: string }> {
+  const plan = await created(t, fixture, "/v1/rate_plans", {
+    name,
+    currency: "USD",
+    billing_period: { interval: "month", count: 1 },
+    items: [{ model: "PER_UNIT", billable_unit: "api_calls", unit_price: "0.01" }],
+    entitlements,
+  });
+  const offer = await created(t, fixture, "/v1/offerings", {
+    name,
+    rate_plan_ids: [plan.id],
+    billing_mode: "POSTPAID",
+    trial_days: 0,
+    status: "PUBLISHED",
+  });
+  return { offeringId: offer.id, ratePlanId: plan.id };
+}

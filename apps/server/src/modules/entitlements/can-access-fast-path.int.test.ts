@@ -1,5 +1,11 @@
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { createCustomer, createUnit, type Fixture, sandbox } from "../../testing/fixtures.ts";
+import {
+  createCustomer,
+  createUnit,
+  type Fixture,
+  publishedOffering,
+  sandbox,
+} from "../../testing/fixtures.ts";
 import { createTestApp, type TestApp } from "../../testing/test-app.ts";
 import { fastPathStats } from "./routes/can-access-fast-path.ts";
 
@@ -55,31 +61,13 @@ describe("POST /v1/canAccess fast path", () => {
     return response.json();
   }
 
-  async function offering(name: string, entitlements: unknown[]) {
-    const plan = await post("/v1/rate_plans", {
-      name,
-      currency: "USD",
-      billing_period: { interval: "month", count: 1 },
-      items: [{ model: "PER_UNIT", billable_unit: "api_calls", unit_price: "0.01" }],
-      entitlements,
-    });
-    const offer = await post("/v1/offerings", {
-      name,
-      rate_plan_ids: [plan.id],
-      billing_mode: "POSTPAID",
-      trial_days: 0,
-      status: "PUBLISHED",
-    });
-    return offer.id as string;
-  }
-
   beforeAll(async () => {
     t = await createTestApp();
     t.clock.set("2026-11-15T12:00:00Z");
     f = await sandbox(t);
     await createUnit(t, f, { key: "api_calls", aggregation: "COUNT" });
     await createUnit(t, f, { key: "tokens", aggregation: "SUM", field: "tokens" });
-    const pro = await offering("Pro", [
+    const pro = await publishedOffering(t, f, "Pro", [
       { feature: "sso", type: "boolean" },
       {
         feature: "search",
@@ -98,7 +86,7 @@ describe("POST /v1/canAccess fast path", () => {
         overage: "throttle",
       },
     ]);
-    const small = await offering("Small", [
+    const small = await publishedOffering(t, f, "Small", [
       {
         feature: "search",
         type: "metered",
@@ -110,9 +98,9 @@ describe("POST /v1/canAccess fast path", () => {
     ]);
     for (let i = 0; i < 2; i++) {
       const customer = await createCustomer(t, f);
-      await post("/v1/subscriptions", { customer_id: customer.id, offering_id: pro });
+      await post("/v1/subscriptions", { customer_id: customer.id, offering_id: pro.offeringId });
       const smallCustomer = await createCustomer(t, f);
-      await post("/v1/subscriptions", { customer_id: smallCustomer.id, offering_id: small });
+      await post("/v1/subscriptions", { customer_id: smallCustomer.id, offering_id: small.offeringId });
       const unsubscribed = await createCustomer(t, f);
       const limited = await post("/v1/api_keys", {
         mode: "test",

@@ -1,38 +1,22 @@
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { createContext } from "../../context.ts";
-import { createCustomer, createUnit, type Fixture, sandbox } from "../../testing/fixtures.ts";
+import {
+  createCustomer,
+  createUnit,
+  type Fixture,
+  publishedOffering,
+  sandbox,
+} from "../../testing/fixtures.ts";
 import { createTestApp, TEST_PUBLIC_URL, type TestApp, testConfig } from "../../testing/test-app.ts";
 import { EntitlementService } from "./service.ts";
 
-interface Plan {
-  offeringId: string;
-  ratePlanId: string;
-}
+type Plan = Awaited<ReturnType<typeof publishedOffering>>;
 
 async function post(t: TestApp, f: Fixture, url: string, body: unknown, expected = 201) {
   const response = await t.request("POST", url, { ...f.as, body });
   if (response.statusCode !== expected)
     throw new Error(`POST ${url} answered ${response.statusCode}: ${response.body}`);
   return response.json();
-}
-
-/** A published offering over one rate plan with these entitlements. */
-async function offering(t: TestApp, f: Fixture, name: string, entitlements: unknown[]): Promise<Plan> {
-  const plan = await post(t, f, "/v1/rate_plans", {
-    name,
-    currency: "USD",
-    billing_period: { interval: "month", count: 1 },
-    items: [{ model: "PER_UNIT", billable_unit: "api_calls", unit_price: "0.01" }],
-    entitlements,
-  });
-  const offer = await post(t, f, "/v1/offerings", {
-    name,
-    rate_plan_ids: [plan.id],
-    billing_mode: "POSTPAID",
-    trial_days: 0,
-    status: "PUBLISHED",
-  });
-  return { offeringId: offer.id, ratePlanId: plan.id };
 }
 
 describe("POST /v1/canAccess", () => {
@@ -57,7 +41,7 @@ describe("POST /v1/canAccess", () => {
     f = await sandbox(t);
     await createUnit(t, f, { key: "api_calls", aggregation: "COUNT" });
     await createUnit(t, f, { key: "tokens", aggregation: "SUM", field: "tokens" });
-    pro = await offering(t, f, "Pro", [
+    pro = await publishedOffering(t, f, "Pro", [
       { feature: "sso", type: "boolean" },
       {
         feature: "search",
@@ -77,7 +61,7 @@ describe("POST /v1/canAccess", () => {
       },
       { feature: "export", type: "rate_limit", limit: 2, per_seconds: 60, burst: 2 },
     ]);
-    starter = await offering(t, f, "Starter", [
+    starter = await publishedOffering(t, f, "Starter", [
       {
         feature: "search",
         type: "metered",
