@@ -1,5 +1,6 @@
 export * from "./commitment.ts";
 export * from "./errors.ts";
+export * from "./marginal.ts";
 export * from "./quantities.ts";
 export * from "./rate-item.ts";
 export * from "./rate-plan.ts";

@@ -1,6 +1,7 @@
 import fc from "fast-check";
 import { describe, expect, it } from "vitest";
 import { ExactDecimal, formatDecimal, parseDecimal } from "../money/index.ts";
+import { marginalItemAmount } from "./marginal.ts";
 import { exactItemAmount, rateItem } from "./rate-item.ts";
 import type { PlanItem, PriceTier, UsageItem } from "./types.ts";
 
@@ -99,6 +100,15 @@ const anyItem: fc.Arbitrary<PlanItem> = fc.oneof(
     .map(({ flat_amount, timing }): PlanItem => ({ model: "FLAT_RATE", flat_amount, timing })),
 );
 
+/** Items whose allowance, cap and bounds are whole numbers, so marginalItemAmount's fast path applies. */
+const wholeItem: fc.Arbitrary<PlanItem> = fc
+  .record({ item: anyItem, free: fc.option(fc.integer({ min: 0, max: 1_000 }), { nil: undefined }) })
+  .map(({ item, free }): PlanItem => {
+    if (item.model === "FLAT_RATE") return item;
+    const { included_free: _fractional, ...rest } = item;
+    return free === undefined ? rest : { ...rest, included_free: free };
+  });
+
 const usd = { currency: "USD" };
 
 function ascending(left: string, right: string): [string, string] {
@@ -131,6 +141,26 @@ describe("rating properties", () => {
           rateItem(item, quantity, usd).amount_decimal,
         );
       }),
+    );
+  });
+
+  it("prices an increment as the difference of the exact amounts with and without it", () => {
+    const wholeQuantity = fc.oneof(fc.integer({ min: 0, max: 60_000 }), fc.integer({ min: 0, max: 3 }));
+    const wholeIncrement = fc.oneof(fc.integer({ min: 0, max: 5_000 }), fc.constant(1));
+    fc.assert(
+      fc.property(
+        fc.oneof(
+          fc.tuple(wholeItem, wholeQuantity.map(String), wholeIncrement.map(String)),
+          fc.tuple(wholeItem, wholeQuantity, wholeIncrement),
+          fc.tuple(anyItem, decimalString(60_000, 3), decimalString(5_000, 3)),
+        ),
+        ([item, before, increment]) => {
+          const after = parseDecimal(before).plus(parseDecimal(increment)).toString();
+          const difference = exactItemAmount(item, after).minus(exactItemAmount(item, before));
+          expect(formatDecimal(marginalItemAmount(item, before, increment))).toBe(formatDecimal(difference));
+        },
+      ),
+      { numRuns: 2_000 },
     );
   });
 

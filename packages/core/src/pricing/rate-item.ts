@@ -91,15 +91,19 @@ function billableOf(item: UsageItem, used: ExactDecimal, rolloverIn: DecimalInpu
  * allowance, cap and model rules; GRADUATED skips the tier descriptions.
  */
 export function exactItemAmount(item: PlanItem, quantity: DecimalInput): ExactDecimal {
-  if (!validItems.has(item)) {
-    const issues = validatePlanItem(item);
-    if (issues.length > 0) throw new InvalidPlanItemError(issues);
-    validItems.add(item);
-  }
+  assertValidItem(item);
   if (item.model === "FLAT_RATE") return parseDecimal(item.flat_amount);
   const { billable } = billableOf(item, parseQuantity(quantity), undefined);
   if (item.model === "GRADUATED") return graduatedAmount(item.tiers, billable);
   return chargeFor(item, billable).amount;
+}
+
+/** Throws InvalidPlanItemError unless the item is valid; each item object is checked once. */
+export function assertValidItem(item: PlanItem): void {
+  if (validItems.has(item)) return;
+  const issues = validatePlanItem(item);
+  if (issues.length > 0) throw new InvalidPlanItemError(issues);
+  validItems.add(item);
 }
 
 /**
@@ -127,11 +131,7 @@ function resolveRounding(rounding: RoundingMode | undefined): RoundingMode {
  * Throws InvalidPlanItemError, InvalidQuantityError or UnknownCurrencyError.
  */
 export function rateItem(item: PlanItem, quantity: DecimalInput, options: RateItemOptions): RatedLine {
-  if (!validItems.has(item)) {
-    const issues = validatePlanItem(item);
-    if (issues.length > 0) throw new InvalidPlanItemError(issues);
-    validItems.add(item);
-  }
+  assertValidItem(item);
   currencyExponent(options.currency);
   const rounding = resolveRounding(options.rounding);
 

@@ -1,7 +1,7 @@
 import { ExactDecimal, formatDecimal, parseDecimal } from "../money/index.ts";
 import type { PriceTier, RatedTier } from "./types.ts";
 
-type ParsedTier = {
+export type ParsedTier = {
   upTo: ExactDecimal | null;
   unitPrice: ExactDecimal;
   flatPrice: ExactDecimal | null;
@@ -19,7 +19,7 @@ export type TieredCharge = {
  */
 const parsedTiers = new WeakMap<readonly PriceTier[], ParsedTier[]>();
 
-function parseTiers(tiers: readonly PriceTier[]): ParsedTier[] {
+export function parseTiers(tiers: readonly PriceTier[]): ParsedTier[] {
   let parsed = parsedTiers.get(tiers);
   if (!parsed) {
     parsed = parseTierList(tiers);
