@@ -54,7 +54,7 @@ export interface EnrichmentSource {
      */
     batch?: Map<string, number>,
   ): {
-    enrichment: Record<string, unknown>;
+    enrichment: Readonly<Record<string, unknown>>;
     estimatedRevenue: string | null;
     estimatedCost: string | null;
   };
@@ -279,10 +279,10 @@ export class MeteringService {
         source,
         counted: matches && timing.kind !== "reconciliation",
         flags,
-        enrichment: {
-          ...enrichment,
-          ...(timing.kind === "reconciliation" ? { reconciliation_reason: timing.reason } : {}),
-        },
+        enrichment:
+          timing.kind === "reconciliation"
+            ? { ...enrichment, reconciliation_reason: timing.reason }
+            : enrichment,
         estimatedRevenue: matches ? estimatedRevenue : null,
         estimatedCost: matches ? estimatedCost : null,
       },

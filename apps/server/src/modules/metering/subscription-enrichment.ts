@@ -7,8 +7,14 @@ import { subscriptionPeriodAt } from "../subscriptions/domain/lifecycle.ts";
 import type { Period } from "../subscriptions/domain/period.ts";
 import { entitledStatuses, type Subscription } from "../subscriptions/domain/subscription.ts";
 import type { SubscriptionService } from "../subscriptions/service.ts";
-import { estimateWithAmounts } from "./domain/revenue-estimator.ts";
+import { estimateMarginalRevenue } from "./domain/revenue-estimator.ts";
 import type { EnrichmentSource } from "./service.ts";
+
+interface PeriodMemo {
+  subscription: Subscription;
+  period: Period;
+  enrichments: Map<string, Readonly<Record<string, unknown>>>;
+}
 
 /** Aggregations whose period total grows event by event, so one event's marginal revenue exists. */
 const ADDITIVE = new Set(["COUNT", "SUM"]);
@@ -23,14 +29,12 @@ export class SubscriptionEnrichment implements EnrichmentSource {
   readonly #subscriptions: SubscriptionService;
   readonly #versions: RatePlanVersionCache;
   readonly #counters: UsageCounters;
-  /** Per customer, unit and plan: the last period total rated and its amount, so each event rates once. */
-  readonly #lastAmounts = new Map<string, { total: string; amount: string }>();
   /**
    * Per subscription: the period last found, while the subscription is the same object (the
    * directory replaces it on any change). Finding a period is calendar arithmetic in the billing
    * time zone: a third of enrichment's time when it ran for every event.
    */
-  readonly #periods = new Map<string, { subscription: Subscription; period: Period }>();
+  readonly #periods = new Map<string, PeriodMemo>();
 
   constructor(subscriptions: SubscriptionService, versions: RatePlanVersionCache, counters: UsageCounters) {
     this.#subscriptions = subscriptions;
@@ -54,17 +58,24 @@ export class SubscriptionEnrichment implements EnrichmentSource {
         const version = this.#versions.get(pinned.ratePlanId, pinned.version);
         const item = version?.definition.items.find((candidate) => candidate.billable_unit_id === unit.id);
         if (!version || !item) continue;
-        const period = this.#periodAt(subscription, occurredAt);
-        const enrichment = {
-          subscription_id: subscription.id,
-          offering_id: subscription.offeringId,
-          rate_plan_id: pinned.ratePlanId,
-          rate_plan_version: pinned.version,
-          pricing_model: item.model,
-          currency: version.definition.currency,
-          period_start: period.start.toISOString(),
-          period_end: period.end.toISOString(),
-        };
+        const { period, enrichments } = this.#periodAt(subscription, occurredAt);
+        // One frozen object per subscription item and period, shared by its events: the writer
+        // serialises each object once.
+        const enrichmentKey = `${pinned.ratePlanId}:${pinned.version}:${unit.id}`;
+        let enrichment = enrichments.get(enrichmentKey);
+        if (!enrichment) {
+          enrichment = Object.freeze({
+            subscription_id: subscription.id,
+            offering_id: subscription.offeringId,
+            rate_plan_id: pinned.ratePlanId,
+            rate_plan_version: pinned.version,
+            pricing_model: item.model,
+            currency: version.definition.currency,
+            period_start: period.start.toISOString(),
+            period_end: period.end.toISOString(),
+          });
+          enrichments.set(enrichmentKey, enrichment);
+        }
         if (!ADDITIVE.has(unit.aggregation))
           return { enrichment, estimatedRevenue: null, estimatedCost: null };
         const key = UsageCounters.key(scope.tenantId, scope.mode, customerId, unit.id);
@@ -76,23 +87,19 @@ export class SubscriptionEnrichment implements EnrichmentSource {
         const before =
           this.#counters.used(key, { startMs: period.start.getTime(), endMs: period.end.getTime() }) +
           earlier;
-        const memoKey = `${key}\u0000${pinned.ratePlanId}:${pinned.version}`;
-        const estimate = estimateWithAmounts(
+        const estimatedRevenue = estimateMarginalRevenue(
           item as PlanItem,
-          String(before),
+          before,
           contribution,
           version.definition.currency,
-          this.#lastAmounts.get(memoKey),
         );
-        this.#lastAmounts.set(memoKey, { total: estimate.totalAfter, amount: estimate.amountAfter });
-        if (this.#lastAmounts.size > 100_000) this.#lastAmounts.clear();
-        return { enrichment, estimatedRevenue: estimate.marginal, estimatedCost: null };
+        return { enrichment, estimatedRevenue, estimatedCost: null };
       }
     }
     return { enrichment: {}, estimatedRevenue: null, estimatedCost: null };
   }
 
-  #periodAt(subscription: Subscription, at: Date): Period {
+  #periodAt(subscription: Subscription, at: Date): PeriodMemo {
     const atMs = at.getTime();
     const known = this.#periods.get(subscription.id);
     if (
@@ -101,11 +108,11 @@ export class SubscriptionEnrichment implements EnrichmentSource {
       known.period.start.getTime() <= atMs &&
       atMs < known.period.end.getTime()
     ) {
-      return known.period;
+      return known;
     }
-    const period = subscriptionPeriodAt(subscription, at);
+    const memo = { subscription, period: subscriptionPeriodAt(subscription, at), enrichments: new Map() };
     if (this.#periods.size > 100_000) this.#periods.clear();
-    this.#periods.set(subscription.id, { subscription, period });
-    return period;
+    this.#periods.set(subscription.id, memo);
+    return memo;
   }
 }

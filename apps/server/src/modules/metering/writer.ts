@@ -22,7 +22,8 @@ export interface EventRow {
   source: string;
   counted: boolean;
   flags: string[];
-  enrichment: Record<string, unknown>;
+  /** Often one object shared by many events (the enrichment source's), so never mutated. */
+  enrichment: Readonly<Record<string, unknown>>;
   estimatedRevenue: string | null;
   estimatedCost: string | null;
 }
@@ -352,7 +353,7 @@ function statementValues(rows: readonly EventRow[], shard: number): unknown[] {
     column((r) => r.source),
     column((r) => r.counted),
     column((r) => r.flags.join(",")),
-    column((r) => JSON.stringify(r.enrichment)),
+    enrichmentColumn(rows),
     column((r) => r.estimatedRevenue),
     column((r) => r.estimatedCost),
     shard,
@@ -385,8 +386,29 @@ export function arrayLiteral(values: ReadonlyArray<string | boolean | null>): st
     if (value === null || value === undefined) text += "NULL";
     else if (value === true) text += "t";
     else if (value === false) text += "f";
-    else if (NEEDS_ESCAPE.test(value)) text += `"${value.replace(/[\\"]/g, "\\$&")}"`;
-    else text += `"${value}"`;
+    else text += quotedElement(value);
+  }
+  return `${text}}`;
+}
+
+function quotedElement(value: string): string {
+  return NEEDS_ESCAPE.test(value) ? `"${value.replace(/[\\"]/g, "\\$&")}"` : `"${value}"`;
+}
+
+/** Each enrichment object's quoted JSON, built once: the events of a subscription's period share one. */
+const enrichmentElements = new WeakMap<object, string>();
+
+function enrichmentColumn(rows: readonly EventRow[]): string {
+  let text = "{";
+  for (let i = 0; i < rows.length; i++) {
+    if (i > 0) text += ",";
+    const enrichment = (rows[i] as EventRow).enrichment;
+    let element = enrichmentElements.get(enrichment);
+    if (element === undefined) {
+      element = quotedElement(JSON.stringify(enrichment));
+      enrichmentElements.set(enrichment, element);
+    }
+    text += element;
   }
   return `${text}}`;
 }
