@@ -264,6 +264,12 @@ export async function reconciliationEvents(
 ): Promise<ReconciliationEvent[]> {
   const rows = await db
     .selectFrom("usage_events as e")
+    .leftJoin("event_enrichments as n", (join) =>
+      join
+        .onRef("n.tenant_id", "=", "e.tenant_id")
+        .onRef("n.mode", "=", "e.mode")
+        .onRef("n.id", "=", "e.enrichment_id"),
+    )
     .select(["e.id", "e.billable_unit_id", "e.occurred_at", "e.quantity", "e.value"])
     .where("e.tenant_id", "=", scope.tenantId)
     .where("e.mode", "=", scope.mode)
@@ -272,8 +278,8 @@ export async function reconciliationEvents(
     .where(sql<boolean>`not ('FILTERED' = any(e.flags))`)
     .where((eb) =>
       eb.or([
-        eb(sql`e.enrichment->>'subscription_id'`, "=", subscription.id),
-        eb(sql`e.enrichment->>'subscription_id'`, "is", null),
+        eb(sql`n.enrichment->>'subscription_id'`, "=", subscription.id),
+        eb(sql`n.enrichment->>'subscription_id'`, "is", null),
       ]),
     )
     .where((eb) =>

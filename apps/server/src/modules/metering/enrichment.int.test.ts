@@ -21,7 +21,13 @@ describe("enrichment at ingest", () => {
       })
     ).json();
   const stored = (id: string) =>
-    t.database.db.selectFrom("usage_events").selectAll().where("id", "=", id).executeTakeFirstOrThrow();
+    t.database.db
+      .selectFrom("usage_events as e")
+      .leftJoin("event_enrichments as n", "n.id", "e.enrichment_id")
+      .selectAll("e")
+      .select("n.enrichment")
+      .where("e.id", "=", id)
+      .executeTakeFirstOrThrow();
 
   beforeAll(async () => {
     t = await createTestApp();
@@ -108,7 +114,8 @@ describe("enrichment at ingest", () => {
   it("leaves an event of a customer without a subscription unenriched", async () => {
     const event = await meter(unsubscribedId, "enrich-none");
     const row = await stored(event.id);
-    expect(row.enrichment).toEqual({});
+    expect(row.enrichment_id).toBeNull();
+    expect(row.enrichment).toBeNull();
     expect(row.estimated_revenue).toBeNull();
   });
 });

@@ -25,7 +25,8 @@ export interface UsageEventsTable {
   /** Passed the unit's filters and lies in an open period: included in usage and rollups. */
   counted: boolean;
   flags: string[];
-  enrichment: JSONColumnType<Record<string, unknown>>;
+  /** The event's row in event_enrichments; null when nothing enriched it. */
+  enrichment_id: string | null;
   estimated_revenue: Numeric | null;
   estimated_cost: Numeric | null;
 }
@@ -80,8 +81,17 @@ export interface ImportJobsTable {
   attempt: Generated<number>;
 }
 
+/** Each distinct enrichment once, under the hash of its JSON: many events share one. */
+export interface EventEnrichmentsTable {
+  tenant_id: string;
+  mode: Mode;
+  id: string;
+  enrichment: JSONColumnType<Record<string, unknown>>;
+}
+
 export interface MeteringTables {
   usage_events: UsageEventsTable;
+  event_enrichments: EventEnrichmentsTable;
   usage_rollups: UsageRollupsTable;
   dead_letters: DeadLettersTable;
   import_jobs: ImportJobsTable;

@@ -1,3 +1,4 @@
+import { createHash } from "node:crypto";
 import type { Kysely } from "kysely";
 import { CompiledQuery, sql } from "kysely";
 import type { DatabaseHandle } from "../../db/database.ts";
@@ -277,11 +278,19 @@ const ROLLUP_UPSERT = `
 const EVENT_INSERT = `
     insert into usage_events (id, tenant_id, mode, idempotency_key, customer_id, billable_unit_id, metric_key,
       event_type, quantity, value, unique_value, properties, occurred_at, received_at, source, counted, flags,
-      enrichment, estimated_revenue, estimated_cost)
+      enrichment_id, estimated_revenue, estimated_cost)
     select id, tenant_id, mode, idempotency_key, customer_id, billable_unit_id, metric_key, event_type, quantity,
       value, unique_value, properties::jsonb, occurred_at, received_at, source, counted,
       case when flags = '' then '{}'::text[] else string_to_array(flags, ',') end,
-      enrichment::jsonb, estimated_revenue, estimated_cost`;
+      enrichment_id, estimated_revenue, estimated_cost`;
+
+/** The commit's distinct enrichments ($22-$25), each stored once whichever commit brings it first. */
+const ENRICHMENT_INSERT = `
+    insert into event_enrichments (tenant_id, mode, id, enrichment)
+    select tenant_id, mode, id, enrichment::jsonb
+    from unnest($22::text[], $23::text[], $24::text[], $25::text[]) as n(tenant_id, mode, id, enrichment)
+    on conflict do nothing
+    returning 1`;
 
 /** The twenty parameter arrays as one row set. */
 const EVENT_INPUT = `
@@ -291,7 +300,7 @@ const EVENT_INPUT = `
       $15::text[], $16::boolean[], $17::text[], $18::text[], $19::numeric[], $20::numeric[]
     ) as t(id, tenant_id, mode, idempotency_key, customer_id, billable_unit_id, metric_key, event_type,
            quantity, value, unique_value, properties, occurred_at, received_at, source, counted, flags,
-           enrichment, estimated_revenue, estimated_cost)`;
+           enrichment_id, estimated_revenue, estimated_cost)`;
 
 /**
  * One statement for rows none of which is stored yet: every row is inserted (a stored key fails
@@ -299,7 +308,9 @@ const EVENT_INPUT = `
  * parameter once however often it is read). The text never changes: prepared once per connection.
  */
 const INSERT_NEW_EVENTS = `
-  with rolled as (${ROLLUP_UPSERT.replace(
+  with enriched as (${ENRICHMENT_INSERT}
+  ),
+  rolled as (${ROLLUP_UPSERT.replace(
     "%SOURCE%",
     `unnest($1::text[], $2::text[], $3::text[], $5::text[], $6::text[], $10::numeric[], $13::timestamptz[],
       $16::boolean[]) as t(id, tenant_id, mode, customer_id, billable_unit_id, value, occurred_at, counted)`,
@@ -310,7 +321,7 @@ const INSERT_NEW_EVENTS = `
 `;
 
 /** The statement's name on PostgreSQL connections: change it whenever INSERT_NEW_EVENTS changes. */
-const INSERT_NEW_EVENTS_NAME = "aforo_insert_new_events_v1";
+const INSERT_NEW_EVENTS_NAME = "aforo_insert_new_events_v2";
 
 /**
  * One statement: insert the events that are new, then fold exactly those into the hourly rollups
@@ -319,7 +330,9 @@ const INSERT_NEW_EVENTS_NAME = "aforo_insert_new_events_v1";
  * twenty arrays), so PostgreSQL prepares and plans it once per connection.
  */
 const INSERT_EVENTS = `
-  with inserted as (${EVENT_INSERT}
+  with enriched as (${ENRICHMENT_INSERT}
+  ),
+  inserted as (${EVENT_INSERT}
     from ${EVENT_INPUT}
     on conflict (tenant_id, mode, idempotency_key) do nothing
     returning id, tenant_id, mode, customer_id, billable_unit_id, occurred_at, value, counted
@@ -330,10 +343,19 @@ const INSERT_EVENTS = `
 `;
 
 /** The statement's name on PostgreSQL connections: change it whenever INSERT_EVENTS changes. */
-const INSERT_EVENTS_NAME = "aforo_insert_events_v3";
+const INSERT_EVENTS_NAME = "aforo_insert_events_v4";
 
-/** The statements' parameters: one array per column, then the rollup shard. */
+/** The statements' parameters: one array per column, the rollup shard, then the distinct enrichments. */
 function statementValues(rows: readonly EventRow[], shard: number): unknown[] {
+  const enrichments = new Map<string, { tenantId: string; mode: string; stored: StoredEnrichment }>();
+  const enrichmentIds = rows.map((row) => {
+    const stored = storedEnrichmentOf(row.enrichment);
+    if (stored === null) return null;
+    enrichments.set(`${row.tenantId}\u0000${row.mode}\u0000${stored.id}`, { ...row, stored });
+    return stored.id;
+  });
+  // Sorted, so that concurrent commits bringing the same new enrichments lock them in one order.
+  const distinct = [...enrichments.entries()].sort(([a], [b]) => (a < b ? -1 : 1)).map(([, entry]) => entry);
   const column = (pick: (row: EventRow) => string | boolean | null) => arrayLiteral(rows.map(pick));
   return [
     column((r) => r.id),
@@ -353,10 +375,14 @@ function statementValues(rows: readonly EventRow[], shard: number): unknown[] {
     column((r) => r.source),
     column((r) => r.counted),
     column((r) => r.flags.join(",")),
-    enrichmentColumn(rows),
+    arrayLiteral(enrichmentIds),
     column((r) => r.estimatedRevenue),
     column((r) => r.estimatedCost),
     shard,
+    arrayLiteral(distinct.map((entry) => entry.tenantId)),
+    arrayLiteral(distinct.map((entry) => entry.mode)),
+    arrayLiteral(distinct.map((entry) => entry.stored.id)),
+    arrayLiteral(distinct.map((entry) => entry.stored.json)),
   ];
 }
 
@@ -395,20 +421,22 @@ function quotedElement(value: string): string {
   return NEEDS_ESCAPE.test(value) ? `"${value.replace(/[\\"]/g, "\\$&")}"` : `"${value}"`;
 }
 
-/** Each enrichment object's quoted JSON, built once: the events of a subscription's period share one. */
-const enrichmentElements = new WeakMap<object, string>();
+interface StoredEnrichment {
+  /** The hash of the JSON: the same enrichment gets the same id in every process and commit. */
+  id: string;
+  json: string;
+}
 
-function enrichmentColumn(rows: readonly EventRow[]): string {
-  let text = "{";
-  for (let i = 0; i < rows.length; i++) {
-    if (i > 0) text += ",";
-    const enrichment = (rows[i] as EventRow).enrichment;
-    let element = enrichmentElements.get(enrichment);
-    if (element === undefined) {
-      element = quotedElement(JSON.stringify(enrichment));
-      enrichmentElements.set(enrichment, element);
-    }
-    text += element;
+/** Each enrichment object's id and JSON, computed once: the events of a subscription's period share one. */
+const storedEnrichments = new WeakMap<object, StoredEnrichment | null>();
+
+function storedEnrichmentOf(enrichment: Readonly<Record<string, unknown>>): StoredEnrichment | null {
+  let stored = storedEnrichments.get(enrichment);
+  if (stored === undefined) {
+    const json = JSON.stringify(enrichment);
+    stored =
+      json === "{}" ? null : { id: createHash("sha256").update(json).digest("base64url").slice(0, 22), json };
+    storedEnrichments.set(enrichment, stored);
   }
-  return `${text}}`;
+  return stored;
 }

@@ -4,7 +4,23 @@ import type { Database } from "../../../db/schema.ts";
 import type { TenantScope } from "../../../http/route-config.ts";
 import type { UsageEventsTable } from "../tables.ts";
 
-export type StoredEvent = Selectable<UsageEventsTable>;
+export type StoredEvent = Selectable<UsageEventsTable> & { enrichment: Record<string, unknown> };
+
+/** Events with their enrichment joined back (stored once per distinct enrichment). */
+function eventsOf(db: Kysely<Database>, scope: TenantScope) {
+  return db
+    .selectFrom("usage_events as e")
+    .leftJoin("event_enrichments as n", (join) =>
+      join
+        .onRef("n.tenant_id", "=", "e.tenant_id")
+        .onRef("n.mode", "=", "e.mode")
+        .onRef("n.id", "=", "e.enrichment_id"),
+    )
+    .selectAll("e")
+    .select(sql<Record<string, unknown>>`coalesce(n.enrichment, '{}'::jsonb)`.as("enrichment"))
+    .where("e.tenant_id", "=", scope.tenantId)
+    .where("e.mode", "=", scope.mode);
+}
 
 export const eventFlags = ["LATE", "RECONCILIATION", "FILTERED"] as const;
 export type EventFlag = (typeof eventFlags)[number];
@@ -27,21 +43,17 @@ export function listEvents(
   filter: EventFilter,
   page: PageRequest,
 ): Promise<Page<StoredEvent>> {
-  let query = db
-    .selectFrom("usage_events")
-    .selectAll()
-    .where("tenant_id", "=", scope.tenantId)
-    .where("mode", "=", scope.mode);
-  if (filter.customerId !== undefined) query = query.where("customer_id", "=", filter.customerId);
+  let query = eventsOf(db, scope);
+  if (filter.customerId !== undefined) query = query.where("e.customer_id", "=", filter.customerId);
   if (filter.billableUnitId !== undefined)
-    query = query.where("billable_unit_id", "=", filter.billableUnitId);
-  if (filter.metricKey !== undefined) query = query.where("metric_key", "=", filter.metricKey);
+    query = query.where("e.billable_unit_id", "=", filter.billableUnitId);
+  if (filter.metricKey !== undefined) query = query.where("e.metric_key", "=", filter.metricKey);
   if (filter.flag !== undefined) {
-    query = query.where(sql<boolean>`${filter.flag} = any(flags)`);
+    query = query.where(sql<boolean>`${filter.flag} = any(e.flags)`);
   }
-  if (filter.from !== undefined) query = query.where("occurred_at", ">=", filter.from);
-  if (filter.to !== undefined) query = query.where("occurred_at", "<", filter.to);
-  return fetchPage(query, "id", page);
+  if (filter.from !== undefined) query = query.where("e.occurred_at", ">=", filter.from);
+  if (filter.to !== undefined) query = query.where("e.occurred_at", "<", filter.to);
+  return fetchPage(query, "e.id", page);
 }
 
 export function findEvent(
@@ -49,11 +61,5 @@ export function findEvent(
   scope: TenantScope,
   id: string,
 ): Promise<StoredEvent | undefined> {
-  return db
-    .selectFrom("usage_events")
-    .selectAll()
-    .where("tenant_id", "=", scope.tenantId)
-    .where("mode", "=", scope.mode)
-    .where("id", "=", id)
-    .executeTakeFirst();
+  return eventsOf(db, scope).where("e.id", "=", id).executeTakeFirst();
 }
