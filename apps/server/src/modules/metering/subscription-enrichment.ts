@@ -13,8 +13,23 @@ import type { EnrichmentSource } from "./service.ts";
 interface PeriodMemo {
   subscription: Subscription;
   period: Period;
-  enrichments: Map<string, Readonly<Record<string, unknown>>>;
+  /** Per billable unit id: what the subscription prices it with this period, or null if nothing. */
+  units: Map<string, PricedUnit | null>;
 }
+
+/** Everything an event of one unit needs from its subscription's period, worked out once. */
+interface PricedUnit {
+  item: PlanItem;
+  currency: string;
+  /** Frozen and shared by the period's events: the writer stores and serialises each object once. */
+  enrichment: Readonly<Record<string, unknown>>;
+  counterKey: string;
+  /** The counter key and the period: where a batch keeps the running total of its earlier events. */
+  batchKey: string;
+  window: { startMs: number; endMs: number };
+}
+
+const NOT_ENRICHED: Readonly<Record<string, unknown>> = Object.freeze({});
 
 /** Aggregations whose period total grows event by event, so one event's marginal revenue exists. */
 const ADDITIVE = new Set(["COUNT", "SUM"]);
@@ -54,49 +69,64 @@ export class SubscriptionEnrichment implements EnrichmentSource {
     const atMs = occurredAt.getTime();
     for (const subscription of this.#subscriptions.listForCustomerCached(scope, customerId)) {
       if (!entitledStatuses.includes(subscription.status) || subscription.startAt.getTime() > atMs) continue;
-      for (const pinned of subscription.items) {
-        const version = this.#versions.get(pinned.ratePlanId, pinned.version);
-        const item = version?.definition.items.find((candidate) => candidate.billable_unit_id === unit.id);
-        if (!version || !item) continue;
-        const { period, enrichments } = this.#periodAt(subscription, occurredAt);
-        // One frozen object per subscription item and period, shared by its events: the writer
-        // serialises each object once.
-        const enrichmentKey = `${pinned.ratePlanId}:${pinned.version}:${unit.id}`;
-        let enrichment = enrichments.get(enrichmentKey);
-        if (!enrichment) {
-          enrichment = Object.freeze({
-            subscription_id: subscription.id,
-            offering_id: subscription.offeringId,
-            rate_plan_id: pinned.ratePlanId,
-            rate_plan_version: pinned.version,
-            pricing_model: item.model,
-            currency: version.definition.currency,
-            period_start: period.start.toISOString(),
-            period_end: period.end.toISOString(),
-          });
-          enrichments.set(enrichmentKey, enrichment);
-        }
-        if (!ADDITIVE.has(unit.aggregation))
-          return { enrichment, estimatedRevenue: null, estimatedCost: null };
-        const key = UsageCounters.key(scope.tenantId, scope.mode, customerId, unit.id);
-        const contribution = unit.aggregation === "COUNT" ? "1" : (value ?? quantity);
-        // Earlier events of this ingest call are not counted yet: they come before this one.
-        const batchKey = `${key}\u0000${period.start.getTime()}`;
-        const earlier = batch?.get(batchKey) ?? 0;
-        batch?.set(batchKey, earlier + Number(contribution));
-        const before =
-          this.#counters.used(key, { startMs: period.start.getTime(), endMs: period.end.getTime() }) +
-          earlier;
-        const estimatedRevenue = estimateMarginalRevenue(
-          item as PlanItem,
-          before,
-          contribution,
-          version.definition.currency,
-        );
-        return { enrichment, estimatedRevenue, estimatedCost: null };
+      const memo = this.#periodAt(subscription, occurredAt);
+      let priced = memo.units.get(unit.id);
+      if (priced === undefined) {
+        priced = this.#priceUnit(scope, subscription, memo.period, unit);
+        // A plan version not loaded yet is looked up again by the next event.
+        if (priced !== undefined) memo.units.set(unit.id, priced);
       }
+      if (!priced) continue;
+      const { enrichment } = priced;
+      if (!ADDITIVE.has(unit.aggregation)) return { enrichment, estimatedRevenue: null, estimatedCost: null };
+      const contribution = unit.aggregation === "COUNT" ? "1" : (value ?? quantity);
+      // Earlier events of this ingest call are not counted yet: they come before this one.
+      const earlier = batch?.get(priced.batchKey) ?? 0;
+      batch?.set(priced.batchKey, earlier + Number(contribution));
+      const before = this.#counters.used(priced.counterKey, priced.window) + earlier;
+      const estimatedRevenue = estimateMarginalRevenue(priced.item, before, contribution, priced.currency);
+      return { enrichment, estimatedRevenue, estimatedCost: null };
     }
-    return { enrichment: {}, estimatedRevenue: null, estimatedCost: null };
+    return { enrichment: NOT_ENRICHED, estimatedRevenue: null, estimatedCost: null };
+  }
+
+  /** The subscription's item for this unit in this period; null if none, undefined if not known yet. */
+  #priceUnit(
+    scope: TenantScope,
+    subscription: Subscription,
+    period: Period,
+    unit: BillableUnit,
+  ): PricedUnit | null | undefined {
+    let pending = false;
+    for (const pinned of subscription.items) {
+      const version = this.#versions.get(pinned.ratePlanId, pinned.version);
+      if (!version) {
+        pending = true;
+        continue;
+      }
+      const item = version.definition.items.find((candidate) => candidate.billable_unit_id === unit.id);
+      if (!item) continue;
+      const counterKey = UsageCounters.key(scope.tenantId, scope.mode, subscription.customerId, unit.id);
+      const window = { startMs: period.start.getTime(), endMs: period.end.getTime() };
+      return {
+        item: item as PlanItem,
+        currency: version.definition.currency,
+        enrichment: Object.freeze({
+          subscription_id: subscription.id,
+          offering_id: subscription.offeringId,
+          rate_plan_id: pinned.ratePlanId,
+          rate_plan_version: pinned.version,
+          pricing_model: item.model,
+          currency: version.definition.currency,
+          period_start: period.start.toISOString(),
+          period_end: period.end.toISOString(),
+        }),
+        counterKey,
+        batchKey: `${counterKey}\u0000${window.startMs}`,
+        window,
+      };
+    }
+    return pending ? undefined : null;
   }
 
   #periodAt(subscription: Subscription, at: Date): PeriodMemo {
@@ -110,7 +140,7 @@ export class SubscriptionEnrichment implements EnrichmentSource {
     ) {
       return known;
     }
-    const memo = { subscription, period: subscriptionPeriodAt(subscription, at), enrichments: new Map() };
+    const memo = { subscription, period: subscriptionPeriodAt(subscription, at), units: new Map() };
     if (this.#periods.size > 100_000) this.#periods.clear();
     this.#periods.set(subscription.id, memo);
     return memo;

@@ -348,10 +348,20 @@ const INSERT_EVENTS_NAME = "aforo_insert_events_v4";
 /** The statements' parameters: one array per column, the rollup shard, then the distinct enrichments. */
 function statementValues(rows: readonly EventRow[], shard: number): unknown[] {
   const enrichments = new Map<string, { tenantId: string; mode: string; stored: StoredEnrichment }>();
+  let previous: EventRow | undefined;
   const enrichmentIds = rows.map((row) => {
     const stored = storedEnrichmentOf(row.enrichment);
     if (stored === null) return null;
-    enrichments.set(`${row.tenantId}\u0000${row.mode}\u0000${stored.id}`, { ...row, stored });
+    // Runs of events share one enrichment: only a change of enrichment or scope needs the map.
+    if (
+      previous?.enrichment !== row.enrichment ||
+      previous.tenantId !== row.tenantId ||
+      previous.mode !== row.mode
+    ) {
+      const key = `${row.tenantId}\u0000${row.mode}\u0000${stored.id}`;
+      if (!enrichments.has(key)) enrichments.set(key, { tenantId: row.tenantId, mode: row.mode, stored });
+      previous = row;
+    }
     return stored.id;
   });
   // Sorted, so that concurrent commits bringing the same new enrichments lock them in one order.
@@ -370,8 +380,8 @@ function statementValues(rows: readonly EventRow[], shard: number): unknown[] {
     column((r) => r.value),
     column((r) => r.uniqueValue),
     column((r) => JSON.stringify(r.properties)),
-    column((r) => r.occurredAt.toISOString()),
-    column((r) => r.receivedAt.toISOString()),
+    timestampColumn(rows, (r) => r.occurredAt),
+    timestampColumn(rows, (r) => r.receivedAt),
     column((r) => r.source),
     column((r) => r.counted),
     column((r) => r.flags.join(",")),
@@ -415,6 +425,25 @@ export function arrayLiteral(values: ReadonlyArray<string | boolean | null>): st
     else text += quotedElement(value);
   }
   return `${text}}`;
+}
+
+/**
+ * A timestamp column. The events of one request share their received time, and usually their
+ * occurred time (no timestamp given means now): each distinct instant is formatted once.
+ */
+function timestampColumn(rows: readonly EventRow[], pick: (row: EventRow) => Date): string {
+  let lastMs = Number.NaN;
+  let lastText = "";
+  return arrayLiteral(
+    rows.map((row) => {
+      const ms = pick(row).getTime();
+      if (ms !== lastMs) {
+        lastMs = ms;
+        lastText = new Date(ms).toISOString();
+      }
+      return lastText;
+    }),
+  );
 }
 
 function quotedElement(value: string): string {
