@@ -93,4 +93,22 @@ describe("EventWriter", () => {
     expect(outcomes.map((o) => o.status)).toEqual(["ACCEPTED", "DUPLICATE", "ACCEPTED"]);
     expect(outcomes[1]?.id).toBe(outcomes[0]?.id);
   });
+
+  it("shares large waiting writes among the free lanes and keeps small ones in one commit", async () => {
+    const commits: number[] = [];
+    const writer = new EventWriter(database, {
+      concurrency: 4,
+      onCommitted: (rows) => commits.push(rows.length),
+    });
+    const rowsOf = (prefix: string, count: number) =>
+      Array.from({ length: count }, (_, i) => event(`${prefix}-${i}`));
+
+    // Handed over in one turn of the event loop, as concurrent requests are.
+    await Promise.all([1, 2, 3, 4].map((n) => writer.write(rowsOf(`large-${n}`, 600))));
+    expect(commits).toEqual([600, 600, 600, 600]);
+
+    commits.length = 0;
+    await Promise.all([1, 2, 3, 4].map((n) => writer.write(rowsOf(`small-${n}`, 10))));
+    expect(commits).toEqual([40]);
+  });
 });
