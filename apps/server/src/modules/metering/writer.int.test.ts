@@ -2,7 +2,7 @@ import { sql } from "kysely";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import type { DatabaseHandle } from "../../db/database.ts";
 import { migrateToLatest } from "../../db/migrate.ts";
-import { openTestDatabase } from "../../testing/test-app.ts";
+import { openTestDatabase, testDatabaseKind } from "../../testing/test-app.ts";
 import { type EventRow, EventWriter } from "./writer.ts";
 
 const TENANT = "ten_writer";
@@ -111,4 +111,27 @@ describe("EventWriter", () => {
     await Promise.all([1, 2, 3, 4].map((n) => writer.write(rowsOf(`small-${n}`, 10))));
     expect(commits).toEqual([40]);
   });
+
+  // The embedded database runs a statement to its end before the event loop turns again, so only
+  // PostgreSQL has a commit still running when the next writes arrive (and it is the one with lanes).
+  it.skipIf(testDatabaseKind() === "pglite")(
+    "lets small writes that arrive while a commit runs wait and join the next commit",
+    async () => {
+      const commits: number[] = [];
+      const writer = new EventWriter(database, {
+        concurrency: 4,
+        onCommitted: (rows) => commits.push(rows.length),
+      });
+      const nextTurn = () => new Promise((resolve) => setImmediate(resolve));
+      const running = writer.write(Array.from({ length: 2_000 }, (_, i) => event(`running-${i}`)));
+      await nextTurn();
+      const waiting: Promise<unknown>[] = [];
+      for (let i = 0; i < 3; i++) {
+        waiting.push(writer.write([event(`arriving-${i}`)]));
+        await nextTurn();
+      }
+      await Promise.all([running, ...waiting]);
+      expect(commits).toEqual([2_000, 3]);
+    },
+  );
 });
