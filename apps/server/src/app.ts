@@ -19,6 +19,7 @@ import { requestIdFor } from "./http/request-id.ts";
 import { recordRoutes } from "./http/route-registry.ts";
 import "./http/route-config.ts";
 import { ProblemSchema } from "./http/schemas.ts";
+import { createLazySerializers, registerLazySerializers } from "./http/serialization.ts";
 import { createValidatorFactory } from "./http/validation.ts";
 import { apiKeyRoutes } from "./modules/api-keys/routes/index.ts";
 import { billRunRoutes } from "./modules/bill-runs/routes/index.ts";
@@ -50,6 +51,7 @@ export async function buildApp(context: AppContext, options: BuildAppOptions = {
   let closing = false;
   const canAccessFastPath = createCanAccessFastPath(context, { app: () => app, closing: () => closing });
   const validatorFactory = createValidatorFactory();
+  const serializers = createLazySerializers();
   const app = Fastify({
     logger: options.logger ?? false,
     genReqId: requestIdFor,
@@ -80,10 +82,12 @@ export async function buildApp(context: AppContext, options: BuildAppOptions = {
     schemaController: {
       compilersFactory: {
         buildValidator: validatorFactory as never,
+        buildSerializer: serializers.factory as never,
       },
     },
   });
   recordRoutes(app);
+  registerLazySerializers(app, serializers);
   app.decorateRequest("auth", undefined);
   app.addSchema(ProblemSchema);
   app.addHook("preClose", (done) => {
