@@ -1,5 +1,5 @@
 import { describe, expect, it } from "vitest";
-import { UsageCounters } from "./counters.ts";
+import { Buckets, UsageCounters } from "./counters.ts";
 import { fixedWindow } from "./domain/windows.ts";
 
 const at = (iso: string) => new Date(iso).getTime();
@@ -71,5 +71,32 @@ describe("usage counters", () => {
     counters.add(key, at("2026-11-15T10:21:00Z"), 1);
     expect(counters.used(key, trial)).toBe(10);
     expect(counters.used(key, fixedWindow("minute", at("2026-11-15T10:21:00Z")))).toBe(1);
+  });
+});
+
+describe("buckets", () => {
+  it("keeps buckets ordered whatever order usage arrives in, and sums and drops by start", () => {
+    const buckets = new Buckets();
+    for (const [start, amount] of [
+      [300, 1],
+      [100, 2],
+      [300, 4],
+      [200, 8],
+      [500, 16],
+      [100, 32],
+      [400, 64],
+    ] as const) {
+      buckets.add(start, amount);
+    }
+    expect(buckets.size).toBe(5);
+    expect(buckets.get(100)).toBe(34);
+    expect(buckets.get(300)).toBe(5);
+    expect(buckets.get(250)).toBeUndefined();
+    expect(buckets.sum(100, 300)).toBe(42);
+    expect(buckets.sum(150, 501)).toBe(93);
+    expect(buckets.sum(600, 700)).toBe(0);
+    buckets.dropBefore(300);
+    expect(buckets.size).toBe(3);
+    expect(buckets.sum(0, 1_000)).toBe(85);
   });
 });

@@ -8,8 +8,8 @@ interface CachedWindow extends Window {
 }
 
 interface Series {
-  hours: Map<number, number>;
-  minutes: Map<number, number>;
+  hours: Buckets;
+  minutes: Buckets;
   /** Sums of the windows decisions asked for, kept current as usage arrives. */
   windows: CachedWindow[];
   lastPrunedMs: number;
@@ -34,9 +34,8 @@ export class UsageCounters {
   add(key: string, atMs: number, amount: number): void {
     const series = this.#get(key);
     const hour = hourStart(atMs);
-    series.hours.set(hour, (series.hours.get(hour) ?? 0) + amount);
-    const minute = minuteStart(atMs);
-    series.minutes.set(minute, (series.minutes.get(minute) ?? 0) + amount);
+    series.hours.add(hour, amount);
+    series.minutes.add(minuteStart(atMs), amount);
     for (const window of series.windows) {
       if (atMs >= window.startMs && atMs < window.endMs) window.value += amount;
     }
@@ -58,13 +57,13 @@ export class UsageCounters {
   /** Loads usage recorded before this process started (hourly rollups and the last hour's events). */
   loadHour(key: string, hourStartMs: number, amount: number): void {
     const series = this.#get(key);
-    series.hours.set(hourStartMs, (series.hours.get(hourStartMs) ?? 0) + amount);
+    series.hours.add(hourStartMs, amount);
     series.windows = [];
   }
 
   loadMinute(key: string, minuteStartMs: number, amount: number): void {
     const series = this.#get(key);
-    series.minutes.set(minuteStartMs, (series.minutes.get(minuteStartMs) ?? 0) + amount);
+    series.minutes.add(minuteStartMs, amount);
     series.windows = [];
   }
 
@@ -80,9 +79,9 @@ export class UsageCounters {
     for (const series of this.#series.values()) {
       const hour = series.hours.get(hourStartMs);
       if (hour === undefined) continue;
-      const rest = hour - sumRange(series.minutes, hourStartMs, hourEndMs);
+      const rest = hour - series.minutes.sum(hourStartMs, hourEndMs);
       if (rest === 0) continue;
-      series.minutes.set(hourStartMs, (series.minutes.get(hourStartMs) ?? 0) + rest);
+      series.minutes.add(hourStartMs, rest);
       series.windows = [];
     }
   }
@@ -100,14 +99,14 @@ export class UsageCounters {
   #sum(series: Series, window: Window): number {
     const firstHour = hourStart(window.startMs);
     const lastHour = hourStart(window.endMs);
-    if (firstHour === lastHour) return sumRange(series.minutes, window.startMs, window.endMs);
-    return sumRange(series.hours, firstHour, lastHour) + sumRange(series.minutes, lastHour, window.endMs);
+    if (firstHour === lastHour) return series.minutes.sum(window.startMs, window.endMs);
+    return series.hours.sum(firstHour, lastHour) + series.minutes.sum(lastHour, window.endMs);
   }
 
   #get(key: string): Series {
     let series = this.#series.get(key);
     if (!series) {
-      series = { hours: new Map(), minutes: new Map(), windows: [], lastPrunedMs: 0 };
+      series = { hours: new Buckets(), minutes: new Buckets(), windows: [], lastPrunedMs: 0 };
       this.#series.set(key, series);
     }
     return series;
@@ -116,16 +115,74 @@ export class UsageCounters {
   #prune(series: Series, nowMs: number): void {
     if (nowMs - series.lastPrunedMs < 60_000) return;
     series.lastPrunedMs = nowMs;
-    for (const start of series.hours.keys()) if (start < nowMs - RETAIN_HOURS_MS) series.hours.delete(start);
-    for (const start of series.minutes.keys())
-      if (start < nowMs - RETAIN_MINUTES_MS) series.minutes.delete(start);
+    series.hours.dropBefore(nowMs - RETAIN_HOURS_MS);
+    series.minutes.dropBefore(nowMs - RETAIN_MINUTES_MS);
   }
 }
 
-function sumRange(buckets: Map<number, number>, fromMs: number, toMs: number): number {
-  let total = 0;
-  for (const [start, amount] of buckets) {
-    if (start >= fromMs && start < toMs) total += amount;
+/**
+ * Bucket start times and amounts in two plain arrays, ordered by start: ~28 bytes a bucket where a
+ * Map took ~57 (at 100,000 customers with 100 active hours each, 270 MiB of heap instead of 550).
+ * Usage arrives in time order, so adding is almost always to the last bucket or a new one at the end.
+ */
+export class Buckets {
+  readonly #starts: number[] = [];
+  readonly #amounts: number[] = [];
+
+  get size(): number {
+    return this.#starts.length;
   }
-  return total;
+
+  get(startMs: number): number | undefined {
+    const index = this.#indexOf(startMs);
+    return this.#starts[index] === startMs ? this.#amounts[index] : undefined;
+  }
+
+  add(startMs: number, amount: number): void {
+    const last = this.#starts.length - 1;
+    if (last >= 0 && this.#starts[last] === startMs) {
+      this.#amounts[last] = (this.#amounts[last] as number) + amount;
+      return;
+    }
+    if (last < 0 || (this.#starts[last] as number) < startMs) {
+      this.#starts.push(startMs);
+      this.#amounts.push(amount);
+      return;
+    }
+    const index = this.#indexOf(startMs);
+    if (this.#starts[index] === startMs) {
+      this.#amounts[index] = (this.#amounts[index] as number) + amount;
+    } else {
+      this.#starts.splice(index, 0, startMs);
+      this.#amounts.splice(index, 0, amount);
+    }
+  }
+
+  /** The amounts of the buckets starting in [fromMs, toMs). */
+  sum(fromMs: number, toMs: number): number {
+    let total = 0;
+    for (let i = this.#indexOf(fromMs); i < this.#starts.length && (this.#starts[i] as number) < toMs; i++) {
+      total += this.#amounts[i] as number;
+    }
+    return total;
+  }
+
+  dropBefore(ms: number): void {
+    const index = this.#indexOf(ms);
+    if (index === 0) return;
+    this.#starts.splice(0, index);
+    this.#amounts.splice(0, index);
+  }
+
+  /** The first index whose start is at or after `ms` (the length if none). */
+  #indexOf(ms: number): number {
+    let low = 0;
+    let high = this.#starts.length;
+    while (low < high) {
+      const middle = (low + high) >>> 1;
+      if ((this.#starts[middle] as number) < ms) low = middle + 1;
+      else high = middle;
+    }
+    return low;
+  }
 }
