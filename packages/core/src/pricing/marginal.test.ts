@@ -1,6 +1,7 @@
 import { describe, expect, it } from "vitest";
 import { formatDecimal } from "../money/index.ts";
 import { marginalItemAmount } from "./marginal.ts";
+import { exactItemAmount } from "./rate-item.ts";
 import type { PlanItem } from "./types.ts";
 
 const graduated: PlanItem = {
@@ -57,6 +58,18 @@ describe("marginalItemAmount", () => {
   it("is exact for fractional quantities too", () => {
     // billable 899.9 → 1,100.1: 100.1 × 0.010 + 100.1 × 0.008 + 5
     expect(marginal(graduated, "999.9", "200.2")).toBe("6.8018");
+  });
+
+  it("stays exact for a price with as many digits as a decimal holds", () => {
+    const longPrice: PlanItem = {
+      model: "PER_UNIT",
+      billable_unit: "u",
+      unit_price: "0.9999999999999999999999999999999999999999",
+    };
+    const difference = exactItemAmount(longPrice, 123_456_789 + 987_654_321).minus(
+      exactItemAmount(longPrice, 123_456_789),
+    );
+    expect(marginal(longPrice, 123_456_789, 987_654_321)).toBe(formatDecimal(difference));
   });
 
   it("refuses a negative quantity as rating does", () => {

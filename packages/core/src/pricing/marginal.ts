@@ -72,18 +72,41 @@ function parseWholeTerms(item: PlanItem): WholeTerms | null {
   if (included === null || free === null || (item.cap !== undefined && item.cap !== null && cap === null)) {
     return null;
   }
+  const segments: Segment[] = [];
   if (item.model === "GRADUATED" || item.model === "VOLUME") {
-    const segments: Segment[] = [];
     for (const tier of parseTiers(item.tiers)) {
       const upTo = tier.upTo === null ? null : wholeNumber(tier.upTo.toString());
       if (tier.upTo !== null && upTo === null) return null;
       segments.push(segmentOf(tier, upTo));
     }
-    return { kind: item.model, allowance: free + included, cap, segments };
+  } else {
+    const price = item.model === "PER_UNIT" ? item.unit_price : item.overage_price;
+    segments.push(segmentOf({ upTo: null, unitPrice: parseDecimal(price), flatPrice: null }, null));
   }
-  const price = item.model === "PER_UNIT" ? item.unit_price : item.overage_price;
-  const segment = segmentOf({ upTo: null, unitPrice: parseDecimal(price), flatPrice: null }, null);
-  return { kind: "LINEAR", allowance: free + included, cap, segments: [segment] };
+  if (!withinExactDigits(segments)) return null;
+  const kind = item.model === "GRADUATED" || item.model === "VOLUME" ? item.model : "LINEAR";
+  return { kind, allowance: free + included, cap, segments };
+}
+
+/**
+ * ExactDecimal keeps 40 significant digits. The fast path multiplies a price by a count and adds
+ * flat prices; the full difference rounds each period amount on its own. They agree only while
+ * nothing is rounded: a product of a price and a whole quantity below 2^53 (16 digits), and a sum
+ * of a few such terms (2 more), must fit in 40 digits with the prices' decimal places. Prices with
+ * more digits than that (never a real price list's) take the full difference.
+ */
+function withinExactDigits(segments: readonly Segment[]): boolean {
+  let integerDigits = 1;
+  let decimalPlaces = 0;
+  for (const segment of segments) {
+    for (const price of segment.flatPrice === null
+      ? [segment.unitPrice]
+      : [segment.unitPrice, segment.flatPrice]) {
+      integerDigits = Math.max(integerDigits, price.e + 1);
+      decimalPlaces = Math.max(decimalPlaces, price.decimalPlaces());
+    }
+  }
+  return integerDigits + 16 + 2 + decimalPlaces <= 40;
 }
 
 function segmentOf(tier: ParsedTier, upTo: number | null): Segment {

@@ -23,7 +23,12 @@ describe("enrichment at ingest", () => {
   const stored = (id: string) =>
     t.database.db
       .selectFrom("usage_events as e")
-      .leftJoin("event_enrichments as n", "n.id", "e.enrichment_id")
+      .leftJoin("event_enrichments as n", (join) =>
+        join
+          .onRef("n.tenant_id", "=", "e.tenant_id")
+          .onRef("n.mode", "=", "e.mode")
+          .onRef("n.id", "=", "e.enrichment_id"),
+      )
       .selectAll("e")
       .select("n.enrichment")
       .where("e.id", "=", id)

@@ -72,9 +72,11 @@ export class SubscriptionEnrichment implements EnrichmentSource {
       const memo = this.#periodAt(subscription, occurredAt);
       let priced = memo.units.get(unit.id);
       if (priced === undefined) {
-        priced = this.#priceUnit(scope, subscription, memo.period, unit);
-        // A plan version not loaded yet is looked up again by the next event.
-        if (priced !== undefined) memo.units.set(unit.id, priced);
+        const found = this.#priceUnit(scope, subscription, memo.period, unit);
+        priced = found.priced;
+        // Kept only when every pinned plan version was loaded: one still loading may come first
+        // and price the unit, so the next event looks again.
+        if (found.complete) memo.units.set(unit.id, priced);
       }
       if (!priced) continue;
       const { enrichment } = priced;
@@ -90,13 +92,17 @@ export class SubscriptionEnrichment implements EnrichmentSource {
     return { enrichment: NOT_ENRICHED, estimatedRevenue: null, estimatedCost: null };
   }
 
-  /** The subscription's item for this unit in this period; null if none, undefined if not known yet. */
+  /**
+   * The subscription's item for this unit in this period (null if none), and whether the answer is
+   * final: the first pinned version that prices the unit wins, so an unloaded one before it leaves
+   * the answer open.
+   */
   #priceUnit(
     scope: TenantScope,
     subscription: Subscription,
     period: Period,
     unit: BillableUnit,
-  ): PricedUnit | null | undefined {
+  ): { priced: PricedUnit | null; complete: boolean } {
     let pending = false;
     for (const pinned of subscription.items) {
       const version = this.#versions.get(pinned.ratePlanId, pinned.version);
@@ -108,7 +114,7 @@ export class SubscriptionEnrichment implements EnrichmentSource {
       if (!item) continue;
       const counterKey = UsageCounters.key(scope.tenantId, scope.mode, subscription.customerId, unit.id);
       const window = { startMs: period.start.getTime(), endMs: period.end.getTime() };
-      return {
+      const priced: PricedUnit = {
         item: item as PlanItem,
         currency: version.definition.currency,
         enrichment: Object.freeze({
@@ -125,8 +131,9 @@ export class SubscriptionEnrichment implements EnrichmentSource {
         batchKey: `${counterKey}\u0000${window.startMs}`,
         window,
       };
+      return { priced, complete: !pending };
     }
-    return pending ? undefined : null;
+    return { priced: null, complete: !pending };
   }
 
   #periodAt(subscription: Subscription, at: Date): PeriodMemo {
