@@ -1,7 +1,8 @@
 import { AforoError } from "@aforo/core";
-import { sql } from "kysely";
+import { type Kysely, sql } from "kysely";
 import type { Clock } from "../../clock.ts";
 import type { DatabaseHandle } from "../../db/database.ts";
+import type { Database } from "../../db/schema.ts";
 import { type TakeResult, takeToken } from "../../http/rate-limit/token-bucket.ts";
 import type { TenantScope } from "../../http/route-config.ts";
 import type { ApiKeyService } from "../api-keys/service.ts";
@@ -333,6 +334,42 @@ export class EntitlementService {
     );
   }
 
+  /** The rollups' hours of the last 40 days into the counters, in pages in the primary key's order. */
+  async #loadHours(
+    db: Kysely<Database>,
+    since: string,
+    aggregationOf: (tenantId: string, mode: "live" | "test", unitId: string) => string,
+  ): Promise<void> {
+    let after: (CounterRow & { start: Date }) | undefined;
+    for (;;) {
+      const from = after;
+      const { rows: hours } = await sql<CounterRow & { start: Date; event_count: string; value_sum: string }>`
+        select tenant_id, mode, customer_id, billable_unit_id, hour as start,
+          sum(event_count)::text as event_count, sum(value_sum)::text as value_sum
+        from usage_rollups
+        where hour >= ${since}::timestamptz
+          ${
+            from
+              ? sql`and (tenant_id, mode, customer_id, billable_unit_id, hour) >
+                  (${from.tenant_id}, ${from.mode}, ${from.customer_id}, ${from.billable_unit_id}, ${new Date(from.start).toISOString()}::timestamptz)`
+              : sql``
+          }
+        group by 1, 2, 3, 4, 5
+        order by 1, 2, 3, 4, 5
+        limit ${EntitlementService.rebuildPageRows}
+      `.execute(db);
+      for (const row of hours) {
+        const amount =
+          aggregationOf(row.tenant_id, row.mode, row.billable_unit_id) === "COUNT"
+            ? Number(row.event_count)
+            : Number(row.value_sum);
+        this.counters.loadHour(counterKeyOf(row), new Date(row.start).getTime(), amount);
+      }
+      after = hours.at(-1);
+      if (hours.length < EntitlementService.rebuildPageRows) break;
+    }
+  }
+
   #count(rows: readonly EventRow[]): void {
     for (const row of rows) {
       if (!row.counted) continue;
@@ -373,34 +410,16 @@ export class EntitlementService {
     // In pages, in the rollups' key order (their primary key serves it): 100,000 customers with
     // a month of hourly usage are millions of rows, which fetched at once do not fit in the heap.
     const since = new Date(now - 40 * 24 * 3_600_000).toISOString();
-    let after: (CounterRow & { start: Date }) | undefined;
-    for (;;) {
-      const from = after;
-      const { rows: hours } = await sql<CounterRow & { start: Date; event_count: string; value_sum: string }>`
-        select tenant_id, mode, customer_id, billable_unit_id, hour as start,
-          sum(event_count)::text as event_count, sum(value_sum)::text as value_sum
-        from usage_rollups
-        where hour >= ${since}::timestamptz
-          ${
-            from
-              ? sql`and (tenant_id, mode, customer_id, billable_unit_id, hour) >
-                  (${from.tenant_id}, ${from.mode}, ${from.customer_id}, ${from.billable_unit_id}, ${new Date(from.start).toISOString()}::timestamptz)`
-              : sql``
-          }
-        group by 1, 2, 3, 4, 5
-        order by 1, 2, 3, 4, 5
-        limit ${EntitlementService.rebuildPageRows}
-      `.execute(db);
-      for (const row of hours) {
-        const amount =
-          aggregationOf(row.tenant_id, row.mode, row.billable_unit_id) === "COUNT"
-            ? Number(row.event_count)
-            : Number(row.value_sum);
-        this.counters.loadHour(counterKeyOf(row), new Date(row.start).getTime(), amount);
-      }
-      after = hours.at(-1);
-      if (hours.length < EntitlementService.rebuildPageRows) break;
-    }
+    await db.transaction().execute(async (trx) => {
+      // Each page must come from the primary key in its order. Right after a bulk load, before
+      // statistics catch up, the planner took another index and sorted everything still to come
+      // for every page: 200 pages of 10 million rows took many minutes. Sorting (and JIT, for what
+      // is a plain index scan) is ruled out for these reads alone.
+      await sql`set local enable_sort = off`.execute(trx);
+      await sql`set local enable_incremental_sort = off`.execute(trx);
+      await sql`set local jit = off`.execute(trx);
+      await this.#loadHours(trx, since, aggregationOf);
+    });
     const { rows: minutes } = await sql<CounterRow & { amount: string }>`
       select u.tenant_id, u.mode, e.customer_id, u.id as billable_unit_id,
         date_trunc('minute', e.occurred_at at time zone 'UTC') at time zone 'UTC' as start,
