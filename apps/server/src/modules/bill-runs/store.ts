@@ -2,6 +2,7 @@ import { type Kysely, type Selectable, sql } from "kysely";
 import { fetchPage, type Page, type PageRequest } from "../../db/pagination.ts";
 import type { Database } from "../../db/schema.ts";
 import type { TenantScope } from "../../http/route-config.ts";
+import { eventsWithEnrichment } from "../metering/store/events.ts";
 import type { Subscription } from "../subscriptions/domain/subscription.ts";
 import { fromDb as subscriptionFromDb } from "../subscriptions/store.ts";
 import type { BillRun, ReconciliationEvent } from "./domain.ts";
@@ -262,14 +263,7 @@ export async function reconciliationEvents(
   scope: TenantScope,
   subscription: Pick<Subscription, "id" | "customerId">,
 ): Promise<ReconciliationEvent[]> {
-  const rows = await db
-    .selectFrom("usage_events as e")
-    .leftJoin("event_enrichments as n", (join) =>
-      join
-        .onRef("n.tenant_id", "=", "e.tenant_id")
-        .onRef("n.mode", "=", "e.mode")
-        .onRef("n.id", "=", "e.enrichment_id"),
-    )
+  const rows = await eventsWithEnrichment(db)
     .select(["e.id", "e.billable_unit_id", "e.occurred_at", "e.quantity", "e.value"])
     .where("e.tenant_id", "=", scope.tenantId)
     .where("e.mode", "=", scope.mode)

@@ -1,6 +1,7 @@
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { createCustomer, createUnit, type Fixture, sandbox } from "../../testing/fixtures.ts";
 import { createTestApp, type TestApp } from "../../testing/test-app.ts";
+import { eventsWithEnrichment } from "./store/events.ts";
 
 describe("enrichment at ingest", () => {
   let t: TestApp;
@@ -21,14 +22,7 @@ describe("enrichment at ingest", () => {
       })
     ).json();
   const stored = (id: string) =>
-    t.database.db
-      .selectFrom("usage_events as e")
-      .leftJoin("event_enrichments as n", (join) =>
-        join
-          .onRef("n.tenant_id", "=", "e.tenant_id")
-          .onRef("n.mode", "=", "e.mode")
-          .onRef("n.id", "=", "e.enrichment_id"),
-      )
+    eventsWithEnrichment(t.database.db)
       .selectAll("e")
       .select("n.enrichment")
       .where("e.id", "=", id)

@@ -6,8 +6,11 @@ import type { UsageEventsTable } from "../tables.ts";
 
 export type StoredEvent = Selectable<UsageEventsTable> & { enrichment: Record<string, unknown> };
 
-/** Events with their enrichment joined back (stored once per distinct enrichment). */
-function eventsOf(db: Kysely<Database>, scope: TenantScope) {
+/**
+ * Events (`e`) with their enrichment (`n`, null when nothing enriched the event) joined back: each
+ * distinct enrichment is stored once in event_enrichments and events refer to it.
+ */
+export function eventsWithEnrichment(db: Kysely<Database>) {
   return db
     .selectFrom("usage_events as e")
     .leftJoin("event_enrichments as n", (join) =>
@@ -15,7 +18,11 @@ function eventsOf(db: Kysely<Database>, scope: TenantScope) {
         .onRef("n.tenant_id", "=", "e.tenant_id")
         .onRef("n.mode", "=", "e.mode")
         .onRef("n.id", "=", "e.enrichment_id"),
-    )
+    );
+}
+
+function eventsOf(db: Kysely<Database>, scope: TenantScope) {
+  return eventsWithEnrichment(db)
     .selectAll("e")
     .select(sql<Record<string, unknown>>`coalesce(n.enrichment, '{}'::jsonb)`.as("enrichment"))
     .where("e.tenant_id", "=", scope.tenantId)
