@@ -457,10 +457,11 @@ function timestampColumn(rows: readonly EventRow[], pick: (row: EventRow) => Dat
   let lastText = "";
   return arrayLiteral(
     rows.map((row) => {
-      const ms = pick(row).getTime();
+      const date = pick(row);
+      const ms = date.getTime();
       if (ms !== lastMs) {
         lastMs = ms;
-        lastText = new Date(ms).toISOString();
+        lastText = date.toISOString();
       }
       return lastText;
     }),
