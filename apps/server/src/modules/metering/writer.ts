@@ -443,7 +443,8 @@ export function arrayLiteral(values: ReadonlyArray<string | boolean | null>): st
     if (value === null || value === undefined) text += "NULL";
     else if (value === true) text += "t";
     else if (value === false) text += "f";
-    else text += quotedElement(value);
+    else if (NEEDS_ESCAPE.test(value)) text += `"${value.replace(/[\\"]/g, "\\$&")}"`;
+    else text += `"${value}"`;
   }
   return `${text}}`;
 }
@@ -466,10 +467,6 @@ function timestampColumn(rows: readonly EventRow[], pick: (row: EventRow) => Dat
       return lastText;
     }),
   );
-}
-
-function quotedElement(value: string): string {
-  return NEEDS_ESCAPE.test(value) ? `"${value.replace(/[\\"]/g, "\\$&")}"` : `"${value}"`;
 }
 
 interface StoredEnrichment {
