@@ -1,4 +1,4 @@
-import { type Kysely, type MigrationProvider, Migrator, sql } from "kysely";
+import { type Kysely, type MigrationProvider, type MigrationResultSet, Migrator, sql } from "kysely";
 import { migrations } from "./migrations/index.ts";
 import type { Database } from "./schema.ts";
 
@@ -11,11 +11,22 @@ export interface MigrationOutcome {
 /** Applies every pending migration; throws with the failing migration's name. */
 export async function migrateToLatest(db: Kysely<Database>): Promise<MigrationOutcome> {
   if (await everyMigrationApplied(db)) return { applied: [] };
+  return outcomeOf(await (await migratorFor(db)).migrateToLatest());
+}
+
+/** Applies the migrations up to and including `name` (tests of a migration's data changes). */
+export async function migrateUpTo(db: Kysely<Database>, name: string): Promise<MigrationOutcome> {
+  return outcomeOf(await (await migratorFor(db)).migrateTo(name));
+}
+
+async function migratorFor(db: Kysely<Database>): Promise<Migrator> {
   // Keep the migrator's own tables in the schema we migrate: introspection sees every schema, so
   // another schema's kysely_migration tables (a shared database) would otherwise be taken for ours.
   const { rows } = await sql<{ schema: string }>`select current_schema() as schema`.execute(db);
-  const migrator = new Migrator({ db, provider, migrationTableSchema: rows[0]?.schema ?? "public" });
-  const { error, results } = await migrator.migrateToLatest();
+  return new Migrator({ db, provider, migrationTableSchema: rows[0]?.schema ?? "public" });
+}
+
+function outcomeOf({ error, results }: MigrationResultSet): MigrationOutcome {
   const applied = (results ?? []).filter((r) => r.status === "Success").map((r) => r.migrationName);
   if (error) {
     const failed = (results ?? []).find((r) => r.status === "Error")?.migrationName ?? "unknown";
