@@ -6,6 +6,7 @@ import { RateLimiter } from "./http/rate-limit/limiter.ts";
 import { PgBossQueue } from "./jobs/pg-boss-queue.ts";
 import type { JobQueue } from "./jobs/queue.ts";
 import { ApiKeyService } from "./modules/api-keys/service.ts";
+import { announceClosedPeriods, followClosedPeriods } from "./modules/bill-runs/closed-period-feed.ts";
 import { ClosedPeriods } from "./modules/bill-runs/closed-periods.ts";
 import { BillRunService } from "./modules/bill-runs/service.ts";
 import { BillingService } from "./modules/billing/service.ts";
@@ -110,11 +111,16 @@ export async function createContext(
   const stopEntitlements = await entitlements.start();
   metering.enrichment = new SubscriptionEnrichment(subscriptions, pricing.versions, entitlements.counters);
   if (background) imports.start();
-  // Bill runs: periods already invoiced are closed to usage before anything is ingested.
-  const closedPeriods = new ClosedPeriods();
-  await closedPeriods.load(
-    database.db,
-    new Date(clock.now().getTime() - (DEFAULT_BACKDATING_LIMIT_DAYS + 1) * 86_400_000),
+  // Bill runs: periods already invoiced are closed to usage before anything is ingested, and the
+  // ones other processes invoice from now on are heard of.
+  const closedPeriods = new ClosedPeriods({
+    settle: () => metering.settled(),
+    announce: (scope, closes) => announceClosedPeriods(database, scope, closes),
+  });
+  const stopClosedPeriods = await followClosedPeriods(
+    database,
+    closedPeriods,
+    () => new Date(clock.now().getTime() - (DEFAULT_BACKDATING_LIMIT_DAYS + 1) * 86_400_000),
   );
   metering.closedPeriods = closedPeriods;
   const jobs = new PgBossQueue(database);
@@ -219,6 +225,7 @@ export async function createContext(
       await stopKeys();
       await stopCustomers();
       await stopTaxes();
+      await stopClosedPeriods();
     },
   };
 }

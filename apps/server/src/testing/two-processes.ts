@@ -9,6 +9,8 @@ import { testConfig } from "./test-app.ts";
 export interface TwoProcesses {
   first: AppContext;
   second: AppContext;
+  /** The clock both processes read. */
+  clock: ManualClock;
   close(): Promise<void>;
 }
 
@@ -33,6 +35,7 @@ export async function twoProcesses(databaseUrl: string): Promise<TwoProcesses> {
   return {
     first,
     second,
+    clock,
     close: async () => {
       await first.stop();
       await second.stop();

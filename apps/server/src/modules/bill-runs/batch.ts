@@ -4,7 +4,7 @@ import type { TenantScope } from "../../http/route-config.ts";
 import type { PeriodInvoicing, PeriodOutcome, PeriodRequest, PreparedPeriods } from "../billing/ports.ts";
 import type { Period } from "../subscriptions/domain/period.ts";
 import type { Subscription } from "../subscriptions/domain/subscription.ts";
-import type { ClosedPeriods } from "./closed-periods.ts";
+import type { ClosedPeriods, PeriodClose } from "./closed-periods.ts";
 import { type BillRun, periodsToInvoice, withInvoiceIds } from "./domain.ts";
 import * as store from "./store.ts";
 
@@ -26,8 +26,9 @@ export interface StartedPage {
  * Bills one page of subscriptions set-wise (invoicing's invoicePeriods, one chunk per call): each
  * subscription's due periods oldest first, in rounds — round k asks for every subscription's k-th
  * due period at once, so a period still sees the one before it invoiced (its carry-over, its
- * promotion count). Every period invoiced is recorded in billed_periods in one statement per round
- * and closed to usage. Progress counts what succeeded; the first failure is thrown once the
+ * promotion count). A round's periods close to usage before its usage is read; every period
+ * invoiced is recorded in billed_periods in one statement per round and announced to the other
+ * processes. Progress counts what succeeded; the first failure is thrown once the
  * round's other periods are recorded (the run fails; the next run bills what is left).
  *
  * The first round is prepared (read and computed) as soon as the page starts, so the run can
@@ -51,33 +52,43 @@ export function startPage(
       subscriptionId: subscription.id,
       period: periods[round] as Period,
     }));
-    return { batch, requests };
+    const closes: PeriodClose[] = batch.map(({ subscription }, index) => ({
+      customerId: subscription.customerId,
+      period: (requests[index] as PeriodRequest).period,
+      unitIds: billing.unitIds(subscription),
+    }));
+    return { batch, requests, closes };
   };
-  const prepare = (requests: PeriodRequest[]): Promise<PreparedPeriods> | undefined => {
+  type Round = ReturnType<typeof roundOf>;
+  // The periods close to usage before their usage is read (closeForInvoicing says why).
+  const prepare = async ({ requests, closes }: Round): Promise<PreparedPeriods | undefined> => {
+    if (requests.length === 0) return undefined;
+    await billing.closedPeriods.closeForInvoicing(scope, closes);
     const { invoicing } = billing;
-    if (requests.length === 0 || !invoicing.prepareInvoicePeriods) return undefined;
+    if (!invoicing.prepareInvoicePeriods) return undefined;
     return invoicing.prepareInvoicePeriods(scope, requests, options);
   };
   const first = roundOf(0);
-  const prepared = prepare(first.requests);
+  const prepared = prepare(first);
   // Awaited by finish; a page abandoned after an earlier failure must not reject unobserved.
-  prepared?.catch(() => undefined);
+  prepared.catch(() => undefined);
 
-  const invoice = async (requests: PeriodRequest[], ready?: Promise<PreparedPeriods>) => {
-    const started = ready ?? prepare(requests);
-    if (started) return (await started).commit();
+  const invoice = async (round: Round, ready?: Promise<PreparedPeriods | undefined>) => {
+    const started = await (ready ?? prepare(round));
+    if (started) return started.commit();
     const { invoicePeriods } = billing.invoicing;
     if (!invoicePeriods) throw new Error("invoicing offers no invoicePeriods");
-    return invoicePeriods(scope, requests, options);
+    return invoicePeriods(scope, round.requests, options);
   };
 
   return {
     async finish(progress, onSubscriptionDone) {
       let failure: { error: unknown } | undefined;
       for (let round = 0; failure === undefined; round += 1) {
-        const { batch, requests } = round === 0 ? first : roundOf(round);
+        const current = round === 0 ? first : roundOf(round);
+        const { batch, requests } = current;
         if (batch.length === 0) break;
-        const outcomes: PeriodOutcome[] = await invoice(requests, round === 0 ? prepared : undefined);
+        const outcomes: PeriodOutcome[] = await invoice(current, round === 0 ? prepared : undefined);
         const billed: store.BilledPeriodRow[] = [];
         const created: string[] = [];
         outcomes.forEach((outcome, index) => {
@@ -100,14 +111,14 @@ export function startPage(
           if (outcome.created) created.push(outcome.invoiceId);
         });
         await store.recordBilledPeriods(billing.db, scope, billed);
-        for (const row of billed) {
-          billing.closedPeriods.close(
-            scope,
-            row.customerId,
-            { start: row.periodStart, end: row.periodEnd },
-            row.billableUnitIds,
-          );
-        }
+        await billing.closedPeriods.closeInvoiced(
+          scope,
+          billed.map((row) => ({
+            customerId: row.customerId,
+            period: { start: row.periodStart, end: row.periodEnd },
+            unitIds: row.billableUnitIds,
+          })),
+        );
         progress.periodsInvoiced += billed.length;
         progress.invoicesCreated += created.length;
         progress.invoiceIds = withInvoiceIds(progress.invoiceIds, created);

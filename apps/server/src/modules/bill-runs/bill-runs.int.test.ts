@@ -1,7 +1,8 @@
 import { newId } from "@aforo/core";
+import { sql } from "kysely";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import type { TenantScope } from "../../http/route-config.ts";
-import { createTestApp, type TestApp, type TestTenant } from "../../testing/test-app.ts";
+import { createTestApp, type TestApp, type TestTenant, testDatabaseKind } from "../../testing/test-app.ts";
 import type { BillingPeriod, PeriodInvoicing } from "../billing/ports.ts";
 
 const NOW = "2026-11-28T10:00:00.000Z";
@@ -22,6 +23,9 @@ class FakeInvoicing implements PeriodInvoicing {
   readonly calls: Call[] = [];
   readonly #invoices = new Map<string, string>();
   gate: Promise<void> | undefined;
+  /** Asked on every call: was the period already closed to usage when invoicing began? */
+  closedAtCall: ((subscriptionId: string, period: BillingPeriod) => boolean) | undefined;
+  readonly closedWhenCalled: boolean[] = [];
 
   async invoicePeriod(
     _scope: TenantScope,
@@ -30,6 +34,7 @@ class FakeInvoicing implements PeriodInvoicing {
     options: { billRunId?: string },
   ) {
     await this.gate;
+    if (this.closedAtCall) this.closedWhenCalled.push(this.closedAtCall(subscriptionId, period));
     this.calls.push({
       subscriptionId,
       start: period.start.toISOString(),
@@ -297,6 +302,24 @@ describe("bill runs", () => {
     expect((await as("GET", `/v1/bill_runs/${run.id}`)).statusCode).toBe(404);
   });
 
+  it("closes each period to usage before invoicing reads it, and not the next one", async () => {
+    const { as, scope, customerId, subscriptionId } = await setup();
+    const unitId = t.context.catalog.resolveUnitCached(scope, "api_calls")?.id ?? "";
+    const closed = (at: Date) => t.context.billRuns.closedPeriods.isClosed(scope, customerId, unitId, at);
+    invoicing.closedWhenCalled.length = 0;
+    invoicing.closedAtCall = (id, period) =>
+      id === subscriptionId &&
+      closed(period.start) &&
+      closed(new Date(period.end.getTime() - 1)) &&
+      !closed(period.end);
+    try {
+      expect((await as("POST", "/v1/bill_runs")).json().invoices_created).toBe(3);
+    } finally {
+      invoicing.closedAtCall = undefined;
+    }
+    expect(invoicing.closedWhenCalled).toEqual([true, true, true]);
+  });
+
   it("keeps an event that arrives for an invoiced period for reconciliation and lists it as a pending adjustment, adjusted once", async () => {
     const { as, scope, customerId, subscriptionId } = await setup();
     expect((await as("POST", "/v1/bill_runs")).json().invoices_created).toBe(3);
@@ -365,4 +388,47 @@ describe("bill runs with the real invoicing pipeline", () => {
       new Set(first.json().invoice_ids),
     );
   });
+
+  // PostgreSQL only: a second connection holds the event's write while the run reads usage.
+  it.skipIf(testDatabaseKind() !== "postgres")(
+    "bills an event judged before the run closed its period but committed after the run began",
+    async () => {
+      const { as, scope, customerId, subscriptionId } = await setupIn(t, "2026-10-28T00:00:00Z");
+      const meter = (timestamp: string) =>
+        as("POST", "/v1/meter", { metric_id: "api_calls", customer_id: customerId, timestamp });
+      expect((await meter("2026-11-20T12:00:00Z")).statusCode).toBe(202);
+
+      // Lock the customer's rollup rows: the next event of that hour is judged (counted) and waits
+      // in its commit. Before the fix the run read usage meanwhile, and closed the period after:
+      // the event was counted, on no invoice, and never adjusted.
+      let release = () => {};
+      const held = new Promise<void>((resolve) => {
+        release = resolve;
+      });
+      let locked = () => {};
+      const isLocked = new Promise<void>((resolve) => {
+        locked = resolve;
+      });
+      const holder = t.context.database.db.transaction().execute(async (trx) => {
+        await sql`select 1 from usage_rollups where tenant_id = ${scope.tenantId} and customer_id = ${customerId} for update`.execute(
+          trx,
+        );
+        locked();
+        await held;
+      });
+      await isLocked;
+      const waiting = meter("2026-11-20T12:30:00Z");
+      await new Promise((resolve) => setTimeout(resolve, 100));
+      const run = as("POST", "/v1/bill_runs");
+      await new Promise((resolve) => setTimeout(resolve, 500));
+      release();
+      await holder;
+      expect((await waiting).json()).toMatchObject({ status: "ACCEPTED" });
+      expect((await run).json()).toMatchObject({ status: "COMPLETED", invoices_created: 1 });
+
+      const [invoice] = (await as("GET", `/v1/invoices?subscription_id=${subscriptionId}`)).json().data;
+      const usage = invoice.lines.filter((line: { type: string }) => line.type === "USAGE_FEE");
+      expect(usage.map((line: { quantity: string }) => line.quantity)).toEqual(["2"]);
+    },
+  );
 });

@@ -8,6 +8,20 @@ function keyOf(scope: TenantScope, customerId: string, unitId: string): string {
   return `${scope.tenantId}\u0000${scope.mode}\u0000${customerId}\u0000${unitId}`;
 }
 
+/** One subscription period closed to usage: its customer and the units its plans bill. */
+export interface PeriodClose {
+  customerId: string;
+  period: Period;
+  unitIds: readonly string[];
+}
+
+export interface ClosedPeriodsOptions {
+  /** Resolves once the events already judged are committed (metering's settled()). */
+  settle?: () => Promise<void>;
+  /** Tells other processes of periods now invoiced (closed-period-feed.ts); after the commit. */
+  announce?: (scope: TenantScope, closes: readonly PeriodClose[]) => Promise<void>;
+}
+
 /**
  * Which instants a finalised invoice already covers, per tenant, mode, customer and billable unit,
  * in memory: metering asks it for every event (judgeTiming's `periodClosed`), so an event that
@@ -19,10 +33,40 @@ function keyOf(scope: TenantScope, customerId: string, unitId: string): string {
  */
 export class ClosedPeriods {
   readonly #intervals = new Map<string, Array<[startMs: number, endMs: number]>>();
+  readonly #options: ClosedPeriodsOptions;
+
+  constructor(options: ClosedPeriodsOptions = {}) {
+    this.#options = options;
+  }
 
   /** Called after an invoice of `period` is final, for every unit its plan bills. */
   close(scope: TenantScope, customerId: string, period: Period, unitIds: readonly string[]): void {
     for (const unitId of unitIds) this.#add(keyOf(scope, customerId, unitId), period);
+  }
+
+  /**
+   * Closes periods about to be invoiced, before their usage is read, and resolves once the events
+   * this process judged before the close are committed. From then on the read sees every event
+   * counted in those periods, and an event that arrives for them is kept for reconciliation and
+   * adjusted on the next invoice. Closing after the read instead left a gap: an event judged
+   * between the read and the close was counted but on no invoice, ever.
+   *
+   * If invoicing then fails, the period stays closed here until the process restarts: its events
+   * meanwhile are kept for reconciliation and adjusted on the invoice after it (late, never lost).
+   */
+  async closeForInvoicing(scope: TenantScope, closes: readonly PeriodClose[]): Promise<void> {
+    for (const { customerId, period, unitIds } of closes) this.close(scope, customerId, period, unitIds);
+    await this.#options.settle?.();
+  }
+
+  /**
+   * Closes periods whose invoices are final and recorded in billed_periods, and tells the other
+   * processes (call it after the commit: they may reload billed_periods at once).
+   */
+  async closeInvoiced(scope: TenantScope, closes: readonly PeriodClose[]): Promise<void> {
+    if (closes.length === 0) return;
+    for (const { customerId, period, unitIds } of closes) this.close(scope, customerId, period, unitIds);
+    await this.#options.announce?.(scope, closes);
   }
 
   isClosed(scope: TenantScope, customerId: string, unitId: string, at: Date): boolean {

@@ -351,10 +351,13 @@ export class BillRunService {
 
   async #invoicePeriod(run: BillRun, subscription: Subscription, period: Period) {
     const scope = { tenantId: run.tenantId, mode: run.mode };
+    const unitIds = this.#unitIds(subscription);
+    // Closed before its usage is read (ClosedPeriods.closeForInvoicing says why).
+    const close = { customerId: subscription.customerId, period, unitIds };
+    await this.closedPeriods.closeForInvoicing(scope, [close]);
     const result = await this.#invoicing().invoicePeriod(scope, subscription.id, period, {
       billRunId: run.id,
     });
-    const unitIds = this.#unitIds(subscription);
     await store.recordBilledPeriod(this.#db, scope, {
       subscriptionId: subscription.id,
       customerId: subscription.customerId,
@@ -364,7 +367,7 @@ export class BillRunService {
       invoiceId: result.invoiceId,
       billRunId: run.id,
     });
-    this.closedPeriods.close(scope, subscription.customerId, period, unitIds);
+    await this.closedPeriods.closeInvoiced(scope, [close]);
     return result;
   }
 

@@ -212,6 +212,15 @@ export class MeteringService {
     return this.#writer.drain();
   }
 
+  /**
+   * Waits for the events already judged (whose writes are under way) to be committed or failed,
+   * not for later ones: judging and handing over to the writer happen in one turn of the event
+   * loop, so after a period is closed in memory this is the moment its counted usage is complete.
+   */
+  settled(): Promise<void> {
+    return this.#writer.settled();
+  }
+
   #prepare(
     scope: TenantScope,
     event: NormalizedEvent,

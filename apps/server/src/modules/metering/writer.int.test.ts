@@ -112,6 +112,26 @@ describe("EventWriter", () => {
     expect(commits).toEqual([40]);
   });
 
+  it("settles once the writes handed over before it are committed or failed, without waiting for later ones", async () => {
+    // One row a commit, one commit at a time: the four writes commit (or fail) in turn.
+    const writer = new EventWriter(database, { maxBatchRows: 1 });
+    await writer.settled(); // nothing handed over: at once
+    const order: string[] = [];
+    const earlier = writer.write([event("settle-1")]).then(() => order.push("earlier committed"));
+    const failing = writer
+      .write([{ ...event("settle-2"), value: "not a number" }])
+      .catch(() => order.push("failing failed"));
+    const settled = writer.settled().then(() => order.push("settled"));
+    const later = writer.write([event("settle-3")]).then(() => order.push("later committed"));
+    await Promise.all([earlier, failing, settled, later]);
+    expect(order).toEqual(["earlier committed", "failing failed", "settled", "later committed"]);
+    const { rows } = await sql<{ key: string }>`
+      select idempotency_key as key from usage_events
+      where tenant_id = ${TENANT} and idempotency_key like 'settle-%' order by 1
+    `.execute(database.db);
+    expect(rows.map((row) => row.key)).toEqual(["settle-1", "settle-3"]);
+  });
+
   // The embedded database runs a statement to its end before the event loop turns again, so only
   // PostgreSQL has a commit still running when the next writes arrive (and it is the one with lanes).
   it.skipIf(testDatabaseKind() === "pglite")(

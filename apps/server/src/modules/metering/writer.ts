@@ -83,6 +83,10 @@ export class EventWriter {
   readonly #freeShards: number[];
   /** When a commit last met a key that was already stored (retries come in bursts). */
   #duplicateSeenAtMs = Number.NEGATIVE_INFINITY;
+  /** Writes handed over and not yet committed or failed (what settled() waits for). */
+  readonly #unsettled = new Set<Pending>();
+  /** Callers of settled() and the writes each still waits for (rarely any). */
+  #barriers: Array<{ waiting: Set<Pending>; resolve: () => void }> = [];
 
   constructor(database: DatabaseHandle, options: EventWriterOptions = {}) {
     this.#database = database;
@@ -97,9 +101,35 @@ export class EventWriter {
   write(rows: EventRow[]): Promise<WriteOutcome[]> {
     if (rows.length === 0) return Promise.resolve([]);
     return new Promise((resolve, reject) => {
-      this.#queue.push({ rows, resolve, reject });
+      const pending: Pending = { rows, resolve, reject };
+      this.#queue.push(pending);
+      this.#unsettled.add(pending);
       this.#queuedRows += rows.length;
       this.#schedule();
+    });
+  }
+
+  /**
+   * Resolves once every write handed over before this call has committed or failed; later writes
+   * are not waited for, so it ends under a steady load. A bill run closes a period to usage and
+   * then waits here before reading the period's usage: an event judged before the close (counted)
+   * is then in what it reads, and one judged after is kept for reconciliation.
+   */
+  settled(): Promise<void> {
+    if (this.#unsettled.size === 0) return Promise.resolve();
+    return new Promise((resolve) => {
+      this.#barriers.push({ waiting: new Set(this.#unsettled), resolve });
+    });
+  }
+
+  #settle(pending: Pending): void {
+    this.#unsettled.delete(pending);
+    if (this.#barriers.length === 0) return;
+    this.#barriers = this.#barriers.filter((barrier) => {
+      barrier.waiting.delete(pending);
+      if (barrier.waiting.size > 0) return true;
+      barrier.resolve();
+      return false;
     });
   }
 
@@ -170,6 +200,8 @@ export class EventWriter {
       }
     } catch (error) {
       for (const pending of batch) pending.reject(error);
+    } finally {
+      for (const pending of batch) this.#settle(pending);
     }
   }
 
