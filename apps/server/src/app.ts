@@ -151,7 +151,7 @@ export async function buildApp(context: AppContext, options: BuildAppOptions = {
       (error: Error) => done(error),
     );
   });
-  registerIdempotency(app, context.database.db);
+  registerIdempotency(app, context.database.db, clock);
   registerObservability(app, context.metrics, context.database, () => shuttingDown);
 
   await registerOpenApi(app);

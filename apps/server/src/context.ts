@@ -1,6 +1,7 @@
 import type { Clock } from "./clock.ts";
 import type { Config } from "./config.ts";
 import type { DatabaseHandle } from "./db/database.ts";
+import { scheduleIdempotencySweep } from "./http/idempotency.ts";
 import { createMetrics, type Metrics } from "./http/observability.ts";
 import { RateLimiter } from "./http/rate-limit/limiter.ts";
 import { PgBossQueue } from "./jobs/pg-boss-queue.ts";
@@ -125,6 +126,8 @@ export async function createContext(
   metering.closedPeriods = closedPeriods;
   const jobs = new PgBossQueue(database);
   if (background) await jobs.start();
+  // Idempotency keys are remembered 24 hours; an hourly job forgets older ones.
+  if (background) await scheduleIdempotencySweep(jobs, database.db, clock);
   // Outbound webhooks: services publish into the outbox inside their own transactions.
   const webhooks = new WebhookService(database, clock, jobs, {
     retryScheduleMs: config.webhookRetryScheduleMs,

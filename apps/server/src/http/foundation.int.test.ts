@@ -1,6 +1,7 @@
 import type { LightMyRequestResponse } from "fastify";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { createTestApp, TEST_PUBLIC_URL, type TestApp, type TestTenant } from "../testing/test-app.ts";
+import { IDEMPOTENCY_RETENTION_MS, sweepIdempotencyRecords } from "./idempotency.ts";
 
 function expectProblem(response: LightMyRequestResponse, status: number, slug: string) {
   expect(response.statusCode, response.body).toBe(status);
@@ -337,6 +338,81 @@ describe("HTTP foundations", () => {
       409,
       "idempotency-key-reused",
     );
+  });
+
+  it("forgets a key after 24 hours: the same key with another body is then a new request", async () => {
+    const as = { key: tenant.testKey, tenant: tenant.id, headers: { "idempotency-key": "create-ci-key-2" } };
+    const first = await t.request("POST", "/v1/api_keys", { ...as, body: { mode: "test", name: "day one" } });
+    expect(first.statusCode).toBe(201);
+    t.clock.advance(IDEMPOTENCY_RETENTION_MS - 1_000);
+    expectProblem(
+      await t.request("POST", "/v1/api_keys", { ...as, body: { mode: "test", name: "day two" } }),
+      409,
+      "idempotency-key-reused",
+    );
+    t.clock.advance(2_000);
+    const later = await t.request("POST", "/v1/api_keys", { ...as, body: { mode: "test", name: "day two" } });
+    expect(later.statusCode).toBe(201);
+    expect(later.headers["idempotent-replayed"]).toBeUndefined();
+    expect(later.json().id).not.toBe(first.json().id);
+    // The new answer is the one replayed from now on.
+    const replay = await t.request("POST", "/v1/api_keys", {
+      ...as,
+      body: { mode: "test", name: "day two" },
+    });
+    expect(replay.headers["idempotent-replayed"]).toBe("true");
+    expect(replay.json().id).toBe(later.json().id);
+  });
+
+  it("frees a key whose request never answered (its process died) once the key expires", async () => {
+    const stuck = {
+      tenant_id: tenant.id,
+      mode: "test" as const,
+      key: "create-ci-key-3",
+      method: "POST",
+      path: "/v1/api_keys",
+      body_hash: "from a process that died",
+    };
+    await t.context.database.db
+      .insertInto("idempotency_requests")
+      .values({ ...stuck, created_at: t.clock.now() })
+      .execute();
+    const as = { key: tenant.testKey, tenant: tenant.id, headers: { "idempotency-key": stuck.key } };
+    const body = { mode: "test", name: "retried" };
+    // Another body while it is remembered: refused, whatever became of the first request.
+    expectProblem(await t.request("POST", "/v1/api_keys", { ...as, body }), 409, "idempotency-key-reused");
+    t.clock.advance(IDEMPOTENCY_RETENTION_MS + 1_000);
+    expect((await t.request("POST", "/v1/api_keys", { ...as, body })).statusCode).toBe(201);
+  });
+
+  it("sweeps the keys older than 24 hours, slice by slice, and keeps the others", async () => {
+    const db = t.context.database.db;
+    const now = t.clock.now();
+    const row = (key: string, ageMs: number) => ({
+      tenant_id: tenant.id,
+      mode: "live" as const,
+      key,
+      method: "POST",
+      path: "/v1/products",
+      body_hash: "h",
+      created_at: new Date(now.getTime() - ageMs),
+    });
+    await db
+      .insertInto("idempotency_requests")
+      .values([
+        row("sweep-old-1", IDEMPOTENCY_RETENTION_MS + 1),
+        row("sweep-old-2", IDEMPOTENCY_RETENTION_MS * 2),
+        row("sweep-old-3", IDEMPOTENCY_RETENTION_MS * 3),
+        row("sweep-recent", IDEMPOTENCY_RETENTION_MS - 60_000),
+      ])
+      .execute();
+    expect(await sweepIdempotencyRecords(db, now, 2)).toBeGreaterThanOrEqual(3);
+    const left = await db
+      .selectFrom("idempotency_requests")
+      .select("key")
+      .where("key", "like", "sweep-%")
+      .execute();
+    expect(left.map((r) => r.key)).toEqual(["sweep-recent"]);
   });
 
   it("serves a page for every problem type", async () => {

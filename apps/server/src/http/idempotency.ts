@@ -1,10 +1,19 @@
 import { createHash } from "node:crypto";
 import { AforoError } from "@aforo/core";
 import type { FastifyInstance, FastifyReply, FastifyRequest } from "fastify";
-import type { Kysely } from "kysely";
+import { type Kysely, sql } from "kysely";
+import type { Clock } from "../clock.ts";
 import type { Database } from "../db/schema.ts";
+import type { JobQueue } from "../jobs/queue.ts";
 
 const MAX_KEY_LENGTH = 255;
+
+/**
+ * How long a key is remembered, as Stripe does: a replay within 24 hours gets the first answer;
+ * after that the key is free, and a request that never answered (its process died mid-request,
+ * so it stayed "in progress") can be sent again.
+ */
+export const IDEMPOTENCY_RETENTION_MS = 24 * 3_600_000;
 interface Claim {
   tenantId: string;
   mode: "live" | "test";
@@ -23,8 +32,9 @@ function fingerprint(request: FastifyRequest): string {
 /**
  * `Idempotency-Key` on any POST: the first response is stored and replayed for the same key and
  * body; another body under the same key is a 409. A 5xx is not stored, so the client may retry.
+ * A key older than IDEMPOTENCY_RETENTION_MS counts as unused (sweepIdempotencyRecords removes it).
  */
-export function registerIdempotency(app: FastifyInstance, db: Kysely<Database>): void {
+export function registerIdempotency(app: FastifyInstance, db: Kysely<Database>, clock: Clock): void {
   /** Claims the key, or replays the stored answer (true when it has answered). */
   const claim = async (request: FastifyRequest, reply: FastifyReply): Promise<boolean> => {
     const header = request.headers["idempotency-key"];
@@ -37,10 +47,20 @@ export function registerIdempotency(app: FastifyInstance, db: Kysely<Database>):
     }
     const scope = { tenant_id: auth.tenant.id, mode: auth.mode, key: header };
     const bodyHash = fingerprint(request);
+    const now = clock.now();
+    const claimed = { method: request.method, path: request.url, body_hash: bodyHash, created_at: now };
+    // A stored key past retention is taken over in the same statement, as if it were not there.
     const inserted = await db
       .insertInto("idempotency_requests")
-      .values({ ...scope, method: request.method, path: request.url, body_hash: bodyHash })
-      .onConflict((oc) => oc.doNothing())
+      .values({ ...scope, ...claimed })
+      .onConflict((oc) =>
+        oc
+          .columns(["tenant_id", "mode", "key"])
+          .doUpdateSet({ ...claimed, status_code: null, response_body: null, response_headers: null })
+          .where(
+            sql<boolean>`idempotency_requests.created_at < ${expiredBefore(now).toISOString()}::timestamptz`,
+          ),
+      )
       .executeTakeFirst();
     if (Number(inserted.numInsertedOrUpdatedRows ?? 0n) === 1) {
       claims.set(request, { tenantId: scope.tenant_id, mode: scope.mode, key: header });
@@ -126,4 +146,45 @@ export function registerIdempotency(app: FastifyInstance, db: Kysely<Database>):
       })
       .execute();
   };
+}
+
+function expiredBefore(now: Date): Date {
+  return new Date(now.getTime() - IDEMPOTENCY_RETENTION_MS);
+}
+
+/** Deletes the keys past retention, a slice at a time (short statements); answers how many. */
+export async function sweepIdempotencyRecords(
+  db: Kysely<Database>,
+  now: Date,
+  sliceSize = 10_000,
+): Promise<number> {
+  let deleted = 0;
+  for (;;) {
+    const result = await sql`
+      delete from idempotency_requests where (tenant_id, mode, key) in (
+        select tenant_id, mode, key from idempotency_requests
+        where created_at < ${expiredBefore(now).toISOString()}::timestamptz
+        limit ${sliceSize}
+      )
+    `.execute(db);
+    const count = Number(result.numAffectedRows ?? 0n);
+    deleted += count;
+    if (count < sliceSize) return deleted;
+  }
+}
+
+export const IDEMPOTENCY_SWEEP_JOB = "idempotency.sweep";
+/** Hourly, once across all processes. */
+const IDEMPOTENCY_SWEEP_CRON = "17 * * * *";
+
+/** Registers the hourly sweep of expired keys on the job queue. */
+export async function scheduleIdempotencySweep(
+  jobs: JobQueue,
+  db: Kysely<Database>,
+  clock: Clock,
+): Promise<void> {
+  await jobs.work(IDEMPOTENCY_SWEEP_JOB, async () => {
+    await sweepIdempotencyRecords(db, clock.now());
+  });
+  await jobs.schedule(IDEMPOTENCY_SWEEP_JOB, IDEMPOTENCY_SWEEP_CRON);
 }

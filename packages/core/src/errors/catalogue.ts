@@ -69,12 +69,13 @@ export const problemCatalogue = {
     status: 409,
     title: "Idempotency Key Reused",
     description:
-      "This `Idempotency-Key` was already used with a different request body. Use a new key for a new request.",
+      "This `Idempotency-Key` was already used with a different request body in the last 24 hours. Use a new key for a new request.",
   },
   "idempotency-request-in-progress": {
     status: 409,
     title: "Idempotent Request In Progress",
-    description: "A request with this `Idempotency-Key` is still being processed. Retry shortly.",
+    description:
+      "A request with this `Idempotency-Key` is still being processed. Retry shortly. (A request that never answered, because its server stopped, holds its key until the key expires after 24 hours.)",
   },
   "payload-too-large": {
     status: 413,

@@ -18,6 +18,7 @@ import * as billingTimeZones from "./0018_billing_time_zones.ts";
 import * as rollupShards from "./0020_rollup_shards.ts";
 import * as usageEventsTenantKey from "./0021_usage_events_tenant_key.ts";
 import * as eventEnrichments from "./0022_event_enrichments.ts";
+import * as idempotencyRetention from "./0023_idempotency_retention.ts";
 
 /** Every migration, in order. Forward-only: append, never edit or reorder. */
 export const migrations: Record<string, Migration> = {
@@ -40,4 +41,5 @@ export const migrations: Record<string, Migration> = {
   "0018_billing_time_zones": billingTimeZones,
   "0021_usage_events_tenant_key": usageEventsTenantKey,
   "0022_event_enrichments": eventEnrichments,
+  "0023_idempotency_retention": idempotencyRetention,
 };
