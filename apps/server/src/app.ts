@@ -9,7 +9,7 @@ import Fastify, {
   LogController,
 } from "fastify";
 import type { AppContext } from "./context.ts";
-import { createAuthHook } from "./http/auth.ts";
+import { createAuthHook, MissingScope } from "./http/auth.ts";
 import { registerDocsRoutes, registerOpenApi } from "./http/docs.ts";
 import { registerIdempotency } from "./http/idempotency.ts";
 import { registerObservability } from "./http/observability.ts";
@@ -125,6 +125,19 @@ export async function buildApp(context: AppContext, options: BuildAppOptions = {
     reply.header("X-RateLimit-Reset", verdict.resetAtSeconds);
     if (verdict.refusal) throw verdict.refusal;
   };
+  // A known key refused for its scope is still counted and told its limits (a 429 wins over the 403).
+  const refusal = (request: FastifyRequest, reply: FastifyReply, error: Error): Error => {
+    if (!(error instanceof MissingScope)) return error;
+    request.auth = error.auth;
+    try {
+      limitRate(request, reply);
+      return error;
+    } catch (limited) {
+      return limited as Error;
+    } finally {
+      request.auth = undefined;
+    }
+  };
   app.addHook("onRequest", (request, reply, done) => {
     reply.header("X-Request-Id", request.id);
     let pending: void | Promise<void>;
@@ -132,7 +145,7 @@ export async function buildApp(context: AppContext, options: BuildAppOptions = {
       pending = authenticate(request);
       if (!pending) limitRate(request, reply);
     } catch (error) {
-      done(error as Error);
+      done(refusal(request, reply, error as Error));
       return;
     }
     if (!pending) {
@@ -148,7 +161,7 @@ export async function buildApp(context: AppContext, options: BuildAppOptions = {
           done(error as Error);
         }
       },
-      (error: Error) => done(error),
+      (error: Error) => done(refusal(request, reply, error)),
     );
   });
   registerIdempotency(app, context.database.db, clock);

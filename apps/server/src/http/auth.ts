@@ -94,10 +94,7 @@ function admitTenantKey(
   if (!tenant || tenant.id !== key.tenantId || !key.mode) {
     throw unauthorized(`The API key does not belong to tenant '${tenantRef}'.`);
   }
-  if (scope && !grants(key.scopes, scope)) {
-    throw new AforoError("forbidden", `The API key lacks the '${scope}' scope this operation needs.`);
-  }
-  return {
+  const auth: AuthContext = {
     keyId: key.id,
     kind: "secret",
     scopes: key.scopes,
@@ -106,6 +103,22 @@ function admitTenantKey(
     // A key's own overrides win over its tenant's, class by class.
     rateLimits: tenant.rateLimits || key.rateLimits ? { ...tenant.rateLimits, ...key.rateLimits } : undefined,
   };
+  if (scope && !grants(key.scopes, scope)) throw new MissingScope(auth, scope);
+  return auth;
+}
+
+/**
+ * A valid tenant key without the route's scope (403). It carries the key, so the refusal still
+ * counts against the key's rate limit and answers its X-RateLimit-* headers, like every response
+ * to a known key.
+ */
+export class MissingScope extends AforoError {
+  readonly auth: AuthContext;
+
+  constructor(auth: AuthContext, scope: Scope) {
+    super("forbidden", `The API key lacks the '${scope}' scope this operation needs.`);
+    this.auth = auth;
+  }
 }
 
 /** The tenant and mode a tenant-scoped route works in; a route without them is a wiring bug. */

@@ -128,11 +128,18 @@ describe("authentication and tenancy", () => {
     expect((await t.request("GET", "/v1/api_keys", { key: readOnly.key, tenant: acme.id })).statusCode).toBe(
       200,
     );
-    expectProblem(
-      await t.request("POST", "/v1/api_keys", { key: readOnly.key, tenant: acme.id, body: { mode: "test" } }),
-      403,
-      "forbidden",
+    const refused = await t.request("POST", "/v1/api_keys", {
+      key: readOnly.key,
+      tenant: acme.id,
+      body: { mode: "test" },
+    });
+    expectProblem(refused, 403, "forbidden");
+    // The key is known: the refusal counts against its limit and says so, like every keyed answer.
+    expect(refused.headers["x-ratelimit-limit"]).toBeDefined();
+    expect(Number(refused.headers["x-ratelimit-remaining"])).toBeLessThan(
+      Number(refused.headers["x-ratelimit-limit"]),
     );
+    expect(Number(refused.headers["x-ratelimit-reset"])).toBeGreaterThan(0);
   });
 
   it("refuses unknown scopes with 422 and field errors", async () => {

@@ -2,7 +2,7 @@ import type { IncomingMessage, ServerResponse } from "node:http";
 import { AforoError } from "@aforo/core";
 import type { FastifyError, FastifyInstance } from "fastify";
 import type { AppContext } from "../../../context.ts";
-import { createTenantAuthenticator } from "../../../http/auth.ts";
+import { createTenantAuthenticator, MissingScope } from "../../../http/auth.ts";
 import { fromFastifyError, PROBLEM_CONTENT_TYPE, toProblem } from "../../../http/problem.ts";
 import { admitRate } from "../../../http/rate-limit/limiter.ts";
 import { requestIdFor } from "../../../http/request-id.ts";
@@ -113,13 +113,23 @@ export function createCanAccessFastPath(context: AppContext, host: FastPathHost)
       if (auth instanceof Promise) {
         return auth.then(
           (admitted) => decide(admitted, body, headers, requestId),
-          (error: unknown) => problemReply(error, headers, requestId),
+          (error: unknown) => problemReply(refusal(error, headers), headers, requestId),
         );
       }
       return decide(auth, body, headers, requestId);
     } catch (error) {
-      return problemReply(error, headers, requestId);
+      return problemReply(refusal(error, headers), headers, requestId);
     }
+  }
+
+  /** As app.ts: a known key refused for its scope is counted and told its limits (429 wins). */
+  function refusal(error: unknown, headers: Record<string, string | number>): unknown {
+    if (!(error instanceof MissingScope)) return error;
+    const verdict = admitRate(context.rateLimiter, error.auth, "canAccess", context.clock.now().getTime());
+    headers["x-ratelimit-limit"] = verdict.limit;
+    headers["x-ratelimit-remaining"] = verdict.remaining;
+    headers["x-ratelimit-reset"] = verdict.resetAtSeconds;
+    return verdict.refusal ?? error;
   }
 
   function decide(
