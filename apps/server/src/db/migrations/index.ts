@@ -19,6 +19,7 @@ import * as rollupShards from "./0020_rollup_shards.ts";
 import * as usageEventsTenantKey from "./0021_usage_events_tenant_key.ts";
 import * as eventEnrichments from "./0022_event_enrichments.ts";
 import * as idempotencyRetention from "./0023_idempotency_retention.ts";
+import * as usageEventsOneTimeIndex from "./0024_usage_events_one_time_index.ts";
 
 /** Every migration, in order. Forward-only: append, never edit or reorder. */
 export const migrations: Record<string, Migration> = {
@@ -42,4 +43,5 @@ export const migrations: Record<string, Migration> = {
   "0021_usage_events_tenant_key": usageEventsTenantKey,
   "0022_event_enrichments": eventEnrichments,
   "0023_idempotency_retention": idempotencyRetention,
+  "0024_usage_events_one_time_index": usageEventsOneTimeIndex,
 };

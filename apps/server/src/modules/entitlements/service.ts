@@ -431,9 +431,16 @@ export class EntitlementService {
         where grant_->>'type' = 'metered' and grant_->>'reset' = 'minute'
       ) u
       cross join lateral (
+        -- By customer (usage_events has no index by unit across customers): the customers the
+        -- rollups hold for the unit from this hour on.
         select customer_id, occurred_at, value, unique_value from usage_events e
         where e.tenant_id = u.tenant_id and e.mode = u.mode and e.billable_unit_id = u.id and e.counted
           and e.occurred_at >= ${new Date(minuteStart(now)).toISOString()}::timestamptz
+          and e.customer_id = any(array(
+            select distinct r.customer_id from usage_rollups r
+            where r.tenant_id = u.tenant_id and r.mode = u.mode and r.billable_unit_id = u.id
+              and r.hour >= ${new Date(hourStart(now)).toISOString()}::timestamptz
+          ))
       ) e
       group by 1, 2, 3, 4, 5
     `.execute(db);
