@@ -4,6 +4,10 @@ import { ManualClock } from "../clock.ts";
 import { type AppContext, createContext } from "../context.ts";
 import { type DatabaseHandle, openDatabase } from "../db/database.ts";
 import { migrateToLatest } from "../db/migrate.ts";
+import type { TenantScope } from "../http/route-config.ts";
+import type { BillableUnit } from "../modules/catalog/domain/billable-unit.ts";
+import type { CreateBillableUnitInput } from "../modules/catalog/service.ts";
+import type { RatePlanInput } from "../modules/pricing/domain/rate-plan.ts";
 import { testConfig } from "./test-app.ts";
 
 export interface TwoProcesses {
@@ -56,4 +60,38 @@ export async function eventually(check: () => boolean, timeoutMs = 3_000): Promi
     await new Promise((resolve) => setTimeout(resolve, 20));
   }
   return check();
+}
+
+/**
+ * A new tenant (live mode) with `units`, one USD customer and a published monthly offering of one
+ * plan holding `items`, made through `context`'s services.
+ */
+export async function tenantWithOffering(
+  context: AppContext,
+  name: string,
+  items: RatePlanInput["items"],
+  units: readonly CreateBillableUnitInput[] = [],
+) {
+  const { tenant } = await context.tenants.create({ name });
+  const scope: TenantScope = { tenantId: tenant.id, mode: "live" };
+  const created: BillableUnit[] = [];
+  for (const unit of units) created.push(await context.catalog.createBillableUnit(scope, unit));
+  const customer = await context.customers.create(scope, {
+    name: "Ada",
+    email: "ada@example.com",
+    currency: "USD",
+  });
+  const plan = await context.pricing.createRatePlan(scope, {
+    name: "Plan",
+    currency: "USD",
+    billing_period: { interval: "month", count: 1 },
+    items,
+  });
+  const offering = await context.pricing.createOffering(scope, {
+    name: "Offering",
+    rate_plan_ids: [plan.id],
+    billing_mode: "POSTPAID",
+    status: "PUBLISHED",
+  });
+  return { scope, customer, offering, units: created };
 }

@@ -1,7 +1,13 @@
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import type { AppContext } from "../../context.ts";
 import { testDatabaseKind } from "../../testing/test-app.ts";
-import { eventually, type TwoProcesses, twoProcesses } from "../../testing/two-processes.ts";
+import {
+  eventually,
+  type TwoProcesses,
+  tenantWithOffering,
+  twoProcesses,
+} from "../../testing/two-processes.ts";
+import type { BillableUnit } from "../catalog/domain/billable-unit.ts";
 
 // Two API processes on one PostgreSQL: a period one of them invoices is closed in the other too.
 describe.skipIf(testDatabaseKind() !== "postgres")("closed periods across processes", () => {
@@ -17,31 +23,13 @@ describe.skipIf(testDatabaseKind() !== "postgres")("closed periods across proces
   afterAll(() => processes.close());
 
   it("keeps an event for reconciliation in a process that did not run the bill run", async () => {
-    const { tenant } = await first.tenants.create({ name: "Cross Process Bill Runs" });
-    const scope = { tenantId: tenant.id, mode: "live" as const };
-    const unit = await first.catalog.createBillableUnit(scope, {
-      key: "api_calls",
-      name: "API calls",
-      unitLabel: "calls",
-      aggregation: "COUNT",
-    });
-    const plan = await first.pricing.createRatePlan(scope, {
-      name: "Per call",
-      currency: "USD",
-      billing_period: { interval: "month", count: 1 },
-      items: [{ model: "PER_UNIT", billable_unit: "api_calls", unit_price: "0.01" }],
-    });
-    const offering = await first.pricing.createOffering(scope, {
-      name: "Per call",
-      rate_plan_ids: [plan.id],
-      billing_mode: "POSTPAID",
-      status: "PUBLISHED",
-    });
-    const customer = await first.customers.create(scope, {
-      name: "Ada",
-      email: "ada@example.com",
-      currency: "USD",
-    });
+    const { scope, customer, offering, units } = await tenantWithOffering(
+      first,
+      "Cross Process Bill Runs",
+      [{ model: "PER_UNIT", billable_unit: "api_calls", unit_price: "0.01" }],
+      [{ key: "api_calls", name: "API calls", unitLabel: "calls", aggregation: "COUNT" }],
+    );
+    const unit = units[0] as BillableUnit;
     await first.subscriptions.create(scope, {
       customerId: customer.id,
       offeringId: offering.id,

@@ -1,7 +1,12 @@
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import type { AppContext } from "../../context.ts";
 import { testDatabaseKind } from "../../testing/test-app.ts";
-import { eventually, type TwoProcesses, twoProcesses } from "../../testing/two-processes.ts";
+import {
+  eventually,
+  type TwoProcesses,
+  tenantWithOffering,
+  twoProcesses,
+} from "../../testing/two-processes.ts";
 import type { Subscription } from "./domain/subscription.ts";
 
 // Two API processes on one PostgreSQL: the edge of one sees subscriptions the other changes.
@@ -17,25 +22,9 @@ describe.skipIf(testDatabaseKind() !== "postgres")("subscriptions across process
   afterAll(() => processes.close());
 
   it("tells another process's directory and listeners of every change", async () => {
-    const { tenant } = await first.tenants.create({ name: "Cross Process Subscriptions" });
-    const scope = { tenantId: tenant.id, mode: "live" as const };
-    const customer = await first.customers.create(scope, {
-      name: "Ada",
-      email: "ada@example.com",
-      currency: "USD",
-    });
-    const plan = await first.pricing.createRatePlan(scope, {
-      name: "Pro",
-      currency: "USD",
-      billing_period: { interval: "month", count: 1 },
-      items: [{ model: "FLAT_RATE", flat_amount: "49", timing: "in_advance" }],
-    });
-    const offering = await first.pricing.createOffering(scope, {
-      name: "Pro",
-      rate_plan_ids: [plan.id],
-      billing_mode: "POSTPAID",
-      status: "PUBLISHED",
-    });
+    const { scope, customer, offering } = await tenantWithOffering(first, "Cross Process Subscriptions", [
+      { model: "FLAT_RATE", flat_amount: "49", timing: "in_advance" },
+    ]);
     const heard: Subscription[] = [];
     second.subscriptions.onChange((subscription) => heard.push(subscription));
 
