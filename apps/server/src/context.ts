@@ -111,7 +111,6 @@ export async function createContext(
   // Counters are rebuilt before anything is ingested, so no event is counted twice.
   const stopEntitlements = await entitlements.start();
   metering.enrichment = new SubscriptionEnrichment(subscriptions, pricing.versions, entitlements.counters);
-  if (background) imports.start();
   // Bill runs: periods already invoiced are closed to usage before anything is ingested, and the
   // ones other processes invoice from now on are heard of.
   const closedPeriods = new ClosedPeriods({
@@ -124,6 +123,8 @@ export async function createContext(
     () => new Date(clock.now().getTime() - (DEFAULT_BACKDATING_LIMIT_DAYS + 1) * 86_400_000),
   );
   metering.closedPeriods = closedPeriods;
+  // Resumed imports ingest: only once invoiced periods are closed to usage (they are kept then).
+  if (background) imports.start();
   const jobs = new PgBossQueue(database);
   if (background) await jobs.start();
   // Idempotency keys are remembered 24 hours; an hourly job forgets older ones.

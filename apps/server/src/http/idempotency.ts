@@ -36,7 +36,7 @@ function fingerprint(request: FastifyRequest): string {
  */
 export function registerIdempotency(app: FastifyInstance, db: Kysely<Database>, clock: Clock): void {
   /** Claims the key, or replays the stored answer (true when it has answered). */
-  const claim = async (request: FastifyRequest, reply: FastifyReply): Promise<boolean> => {
+  const claim = async (request: FastifyRequest, reply: FastifyReply, attempt = 1): Promise<boolean> => {
     const header = request.headers["idempotency-key"];
     const auth = request.auth;
     if (typeof header !== "string" || !auth?.tenant || !auth.mode) return false;
@@ -72,7 +72,15 @@ export function registerIdempotency(app: FastifyInstance, db: Kysely<Database>, 
       .where("tenant_id", "=", scope.tenant_id)
       .where("mode", "=", scope.mode)
       .where("key", "=", header)
-      .executeTakeFirstOrThrow();
+      .executeTakeFirst();
+    // Deleted since the claim failed (swept at expiry, or freed by a 5xx): claim it again, once.
+    if (!stored) {
+      if (attempt < 2) return claim(request, reply, attempt + 1);
+      throw new AforoError(
+        "idempotency-request-in-progress",
+        `The request with Idempotency-Key '${header}' is still running.`,
+      );
+    }
     if (stored.body_hash !== bodyHash) {
       throw new AforoError(
         "idempotency-key-reused",
@@ -160,10 +168,13 @@ export async function sweepIdempotencyRecords(
 ): Promise<number> {
   let deleted = 0;
   for (;;) {
+    const cutoff = expiredBefore(now).toISOString();
+    // The age is checked again on the row deleted: a claim may have taken the key over meanwhile.
     const result = await sql`
-      delete from idempotency_requests where (tenant_id, mode, key) in (
+      delete from idempotency_requests
+      where created_at < ${cutoff}::timestamptz and (tenant_id, mode, key) in (
         select tenant_id, mode, key from idempotency_requests
-        where created_at < ${expiredBefore(now).toISOString()}::timestamptz
+        where created_at < ${cutoff}::timestamptz
         limit ${sliceSize}
       )
     `.execute(db);

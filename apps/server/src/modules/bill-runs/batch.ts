@@ -26,9 +26,9 @@ export interface StartedPage {
  * Bills one page of subscriptions set-wise (invoicing's invoicePeriods, one chunk per call): each
  * subscription's due periods oldest first, in rounds — round k asks for every subscription's k-th
  * due period at once, so a period still sees the one before it invoiced (its carry-over, its
- * promotion count). A round's periods close to usage before its usage is read; every period
- * invoiced is recorded in billed_periods in one statement per round and announced to the other
- * processes. Progress counts what succeeded; the first failure is thrown once the
+ * promotion count). A round's periods close to usage (here and, announced, in the other
+ * processes) before its usage is read; every period invoiced is recorded in billed_periods in one
+ * statement per round. Progress counts what succeeded; the first failure is thrown once the
  * round's other periods are recorded (the run fails; the next run bills what is left).
  *
  * The first round is prepared (read and computed) as soon as the page starts, so the run can
@@ -110,15 +110,8 @@ export function startPage(
           });
           if (outcome.created) created.push(outcome.invoiceId);
         });
+        // Closed to usage before the read (prepare); recorded, they stay closed after a restart.
         await store.recordBilledPeriods(billing.db, scope, billed);
-        await billing.closedPeriods.closeInvoiced(
-          scope,
-          billed.map((row) => ({
-            customerId: row.customerId,
-            period: { start: row.periodStart, end: row.periodEnd },
-            unitIds: row.billableUnitIds,
-          })),
-        );
         progress.periodsInvoiced += billed.length;
         progress.invoicesCreated += created.length;
         progress.invoiceIds = withInvoiceIds(progress.invoiceIds, created);

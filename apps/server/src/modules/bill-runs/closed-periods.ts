@@ -18,7 +18,7 @@ export interface PeriodClose {
 export interface ClosedPeriodsOptions {
   /** Resolves once the events already judged are committed (metering's settled()). */
   settle?: () => Promise<void>;
-  /** Tells other processes of periods now invoiced (closed-period-feed.ts); after the commit. */
+  /** Tells other processes of periods being invoiced (closed-period-feed.ts). */
   announce?: (scope: TenantScope, closes: readonly PeriodClose[]) => Promise<void>;
 }
 
@@ -45,28 +45,23 @@ export class ClosedPeriods {
   }
 
   /**
-   * Closes periods about to be invoiced, before their usage is read, and resolves once the events
-   * this process judged before the close are committed. From then on the read sees every event
-   * counted in those periods, and an event that arrives for them is kept for reconciliation and
-   * adjusted on the next invoice. Closing after the read instead left a gap: an event judged
-   * between the read and the close was counted but on no invoice, ever.
+   * Closes periods about to be invoiced, before their usage is read, tells the other processes,
+   * and resolves once the events this process judged before the close are committed. From then on
+   * the read sees every event counted here in those periods, and an event that arrives for them is
+   * kept for reconciliation and adjusted on the next invoice. Closing after the read instead left a
+   * gap: an event judged between the read and the close was counted but on no invoice, ever.
+   * (Another process closes them when the notification arrives: an event it counts just before
+   * that, and commits after the read, is still on no invoice. docs/deployment.md says so.)
    *
-   * If invoicing then fails, the period stays closed here until the process restarts: its events
-   * meanwhile are kept for reconciliation and adjusted on the invoice after it (late, never lost).
+   * If invoicing then fails, the periods stay closed until the processes restart: their events
+   * meanwhile are kept for reconciliation and adjusted on the invoice after (late, never lost).
    */
   async closeForInvoicing(scope: TenantScope, closes: readonly PeriodClose[]): Promise<void> {
-    for (const { customerId, period, unitIds } of closes) this.close(scope, customerId, period, unitIds);
-    await this.#options.settle?.();
-  }
-
-  /**
-   * Closes periods whose invoices are final and recorded in billed_periods, and tells the other
-   * processes (call it after the commit: they may reload billed_periods at once).
-   */
-  async closeInvoiced(scope: TenantScope, closes: readonly PeriodClose[]): Promise<void> {
     if (closes.length === 0) return;
     for (const { customerId, period, unitIds } of closes) this.close(scope, customerId, period, unitIds);
-    await this.#options.announce?.(scope, closes);
+    // Not hearing of it is what a process does today until it restarts; the run goes on.
+    await this.#options.announce?.(scope, closes).catch(() => undefined);
+    await this.#options.settle?.();
   }
 
   isClosed(scope: TenantScope, customerId: string, unitId: string, at: Date): boolean {

@@ -367,7 +367,6 @@ export class BillRunService {
       invoiceId: result.invoiceId,
       billRunId: run.id,
     });
-    await this.closedPeriods.closeInvoiced(scope, [close]);
     return result;
   }
 
