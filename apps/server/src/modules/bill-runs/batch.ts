@@ -13,8 +13,11 @@ export interface PageBilling {
   run: BillRun;
   invoicing: Pick<PeriodInvoicing, "invoicePeriods" | "prepareInvoicePeriods">;
   closedPeriods: ClosedPeriods;
-  /** The billable units the subscription's pinned plans bill (they close with its invoice). */
-  unitIds(subscription: Subscription): string[];
+  /** What each period's invoice closes to usage: the units the plans in force at its end bill. */
+  closesFor(
+    scope: TenantScope,
+    entries: ReadonlyArray<{ subscription: Subscription; period: Period }>,
+  ): Promise<PeriodClose[]>;
 }
 
 /** A page whose first chunk is being prepared; `finish` writes it and bills the page's other rounds. */
@@ -52,33 +55,40 @@ export function startPage(
       subscriptionId: subscription.id,
       period: periods[round] as Period,
     }));
-    const closes: PeriodClose[] = batch.map(({ subscription }, index) => ({
-      customerId: subscription.customerId,
-      period: (requests[index] as PeriodRequest).period,
-      unitIds: billing.unitIds(subscription),
-    }));
-    return { batch, requests, closes };
+    return { batch, requests };
   };
   type Round = ReturnType<typeof roundOf>;
+  interface Ready {
+    prepared: PreparedPeriods | undefined;
+    /** What each period closed to usage (in the round's order); billed_periods records it. */
+    closes: PeriodClose[];
+  }
   // The periods close to usage before their usage is read (closeForInvoicing says why).
-  const prepare = async ({ requests, closes }: Round): Promise<PreparedPeriods | undefined> => {
-    if (requests.length === 0) return undefined;
+  const prepare = async ({ batch, requests }: Round): Promise<Ready> => {
+    if (requests.length === 0) return { prepared: undefined, closes: [] };
+    const closes = await billing.closesFor(
+      scope,
+      batch.map(({ subscription }, index) => ({
+        subscription,
+        period: (requests[index] as PeriodRequest).period,
+      })),
+    );
     await billing.closedPeriods.closeForInvoicing(scope, closes);
     const { invoicing } = billing;
-    if (!invoicing.prepareInvoicePeriods) return undefined;
-    return invoicing.prepareInvoicePeriods(scope, requests, options);
+    if (!invoicing.prepareInvoicePeriods) return { prepared: undefined, closes };
+    return { prepared: await invoicing.prepareInvoicePeriods(scope, requests, options), closes };
   };
   const first = roundOf(0);
-  const prepared = prepare(first);
+  const ready = prepare(first);
   // Awaited by finish; a page abandoned after an earlier failure must not reject unobserved.
-  prepared.catch(() => undefined);
+  ready.catch(() => undefined);
 
-  const invoice = async (round: Round, ready?: Promise<PreparedPeriods | undefined>) => {
-    const started = await (ready ?? prepare(round));
-    if (started) return started.commit();
+  const invoice = async (round: Round, early?: Promise<Ready>) => {
+    const { prepared, closes } = await (early ?? prepare(round));
+    if (prepared) return { outcomes: await prepared.commit(), closes };
     const { invoicePeriods } = billing.invoicing;
     if (!invoicePeriods) throw new Error("invoicing offers no invoicePeriods");
-    return invoicePeriods(scope, round.requests, options);
+    return { outcomes: await invoicePeriods(scope, round.requests, options), closes };
   };
 
   return {
@@ -88,10 +98,10 @@ export function startPage(
         const current = round === 0 ? first : roundOf(round);
         const { batch, requests } = current;
         if (batch.length === 0) break;
-        const outcomes: PeriodOutcome[] = await invoice(current, round === 0 ? prepared : undefined);
+        const { outcomes, closes } = await invoice(current, round === 0 ? ready : undefined);
         const billed: store.BilledPeriodRow[] = [];
         const created: string[] = [];
-        outcomes.forEach((outcome, index) => {
+        outcomes.forEach((outcome: PeriodOutcome, index) => {
           const entry = batch[index];
           const request = requests[index];
           if (!entry || !request) return;
@@ -104,7 +114,7 @@ export function startPage(
             customerId: entry.subscription.customerId,
             periodStart: request.period.start,
             periodEnd: request.period.end,
-            billableUnitIds: billing.unitIds(entry.subscription),
+            billableUnitIds: [...(closes[index]?.unitIds ?? [])],
             invoiceId: outcome.invoiceId,
             billRunId: run.id,
           });

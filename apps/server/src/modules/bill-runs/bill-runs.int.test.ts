@@ -389,6 +389,51 @@ describe("bill runs with the real invoicing pipeline", () => {
     );
   });
 
+  it("closes the units of the plan a period is invoiced with, not of a plan changed to since", async () => {
+    const { as, scope, customerId, subscriptionId } = await setupIn(t, "2026-10-28T00:00:00Z");
+    const created = async (url: string, body: unknown) => {
+      const response = await as("POST", url, body);
+      expect(response.statusCode, response.body).toBe(201);
+      return response.json();
+    };
+    await created("/v1/billable_units", {
+      key: "tokens",
+      name: "Tokens",
+      unit_label: "tokens",
+      aggregation: "COUNT",
+    });
+    const plan = await created("/v1/rate_plans", {
+      name: "Tokens",
+      currency: "USD",
+      billing_period: { interval: "month", count: 1 },
+      items: [{ model: "PER_UNIT", billable_unit: "tokens", unit_price: "0.001" }],
+    });
+    const offering = await created("/v1/offerings", {
+      name: "Tokens",
+      rate_plan_ids: [plan.id],
+      billing_mode: "POSTPAID",
+      status: "PUBLISHED",
+    });
+    // Changed after the period [10-28, 11-28) ended and before the run invoices it.
+    const changed = await as("POST", `/v1/subscriptions/${subscriptionId}/change_plan`, {
+      offering_id: offering.id,
+    });
+    expect(changed.statusCode, changed.body).toBe(200);
+    expect((await as("POST", "/v1/bill_runs")).json()).toMatchObject({ invoices_created: 1 });
+
+    const unitOf = (key: string) => t.context.catalog.resolveUnitCached(scope, key)?.id ?? "";
+    const inPeriod = new Date("2026-11-20T12:00:00Z");
+    const closed = t.context.billRuns.closedPeriods;
+    expect(closed.isClosed(scope, customerId, unitOf("api_calls"), inPeriod)).toBe(true);
+    expect(closed.isClosed(scope, customerId, unitOf("tokens"), inPeriod)).toBe(false);
+    const recorded = await t.context.database.db
+      .selectFrom("billed_periods")
+      .select("billable_unit_ids")
+      .where("subscription_id", "=", subscriptionId)
+      .execute();
+    expect(recorded.map((row) => row.billable_unit_ids)).toEqual([[unitOf("api_calls")]]);
+  });
+
   // PostgreSQL only: a second connection holds the event's write while the run reads usage.
   it.skipIf(testDatabaseKind() !== "postgres")(
     "bills an event judged before the run closed its period but committed after the run began",

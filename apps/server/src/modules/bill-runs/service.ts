@@ -10,11 +10,12 @@ import type { PeriodInvoicing } from "../billing/ports.ts";
 import { analyzeUsageTables } from "../metering/store/usage.ts";
 import type { RatePlanVersionCache } from "../pricing/version-cache.ts";
 import type { Period } from "../subscriptions/domain/period.ts";
-import type { Subscription } from "../subscriptions/domain/subscription.ts";
+import { pinnedBefore } from "../subscriptions/domain/phases.ts";
+import type { PinnedPlan, Subscription } from "../subscriptions/domain/subscription.ts";
 import type { SubscriptionService } from "../subscriptions/service.ts";
-import { findSubscription } from "../subscriptions/store.ts";
+import { findSubscription, listPhasesOf } from "../subscriptions/store.ts";
 import { type StartedPage, startPage } from "./batch.ts";
-import type { ClosedPeriods } from "./closed-periods.ts";
+import type { ClosedPeriods, PeriodClose } from "./closed-periods.ts";
 import {
   type BillRun,
   groupAdjustments,
@@ -284,7 +285,7 @@ export class BillRunService {
                     run,
                     invoicing,
                     closedPeriods: this.closedPeriods,
-                    unitIds: (subscription) => this.#unitIds(subscription),
+                    closesFor: (scope, entries) => this.#closesFor(scope, entries),
                   },
                   page,
                   through,
@@ -351,10 +352,10 @@ export class BillRunService {
 
   async #invoicePeriod(run: BillRun, subscription: Subscription, period: Period) {
     const scope = { tenantId: run.tenantId, mode: run.mode };
-    const unitIds = this.#unitIds(subscription);
     // Closed before its usage is read (ClosedPeriods.closeForInvoicing says why).
-    const close = { customerId: subscription.customerId, period, unitIds };
-    await this.closedPeriods.closeForInvoicing(scope, [close]);
+    const closes = await this.#closesFor(scope, [{ subscription, period }]);
+    const unitIds = [...(closes[0]?.unitIds ?? [])];
+    await this.closedPeriods.closeForInvoicing(scope, closes);
     const result = await this.#invoicing().invoicePeriod(scope, subscription.id, period, {
       billRunId: run.id,
     });
@@ -370,10 +371,32 @@ export class BillRunService {
     return result;
   }
 
-  /** The billable units the subscription's pinned plans bill (their usage closes with the invoice). */
-  #unitIds(subscription: Subscription): string[] {
+  /**
+   * What each period's invoice closes to usage: the units billed by the plans in force at the
+   * period's end, which are the plans invoicing rates it with (a plan changed since is not them).
+   */
+  async #closesFor(
+    scope: TenantScope,
+    entries: ReadonlyArray<{ subscription: Subscription; period: Period }>,
+  ): Promise<PeriodClose[]> {
+    const phases = await listPhasesOf(
+      this.#db,
+      scope,
+      entries.map(({ subscription }) => subscription.id),
+    );
+    return entries.map(({ subscription, period }) => ({
+      customerId: subscription.customerId,
+      period,
+      unitIds: this.#unitIds(
+        pinnedBefore(phases.get(subscription.id) ?? [], period.end) ?? subscription.items,
+      ),
+    }));
+  }
+
+  /** The billable units the pinned plans bill. */
+  #unitIds(items: readonly PinnedPlan[]): string[] {
     const ids = new Set<string>();
-    for (const pinned of subscription.items) {
+    for (const pinned of items) {
       const version = this.#versions.get(pinned.ratePlanId, pinned.version);
       for (const item of version?.definition.items ?? []) {
         if (item.billable_unit_id) ids.add(item.billable_unit_id);

@@ -10,6 +10,7 @@ import type { CustomerService } from "../customers/service.ts";
 import type { MeteringReadService } from "../metering/read-service.ts";
 import type { PricingService } from "../pricing/service.ts";
 import { isTerminal, subscriptionPeriodAt } from "../subscriptions/domain/lifecycle.ts";
+import { pinnedBefore } from "../subscriptions/domain/phases.ts";
 import type { PinnedPlan, Subscription } from "../subscriptions/domain/subscription.ts";
 import type { StoredPhase, SubscriptionService } from "../subscriptions/service.ts";
 import {
@@ -123,15 +124,6 @@ function unprocessable(detail: string, field: string, message: string): AforoErr
 
 function samePeriod(a: Period, b: Period): boolean {
   return a.start.getTime() === b.start.getTime() && a.end.getTime() === b.end.getTime();
-}
-
-/** The plans pinned just before `at` (the phase in force then); undefined without phases. */
-function pinnedBefore(phases: readonly StoredPhase[], at: Date): PinnedPlan[] | undefined {
-  let items: PinnedPlan[] | undefined;
-  for (const phase of phases) {
-    if (phase.startedAt.getTime() < at.getTime()) items = phase.items;
-  }
-  return items;
 }
 
 function isTrialPeriod(subscription: Subscription, period: Period): boolean {
