@@ -60,8 +60,31 @@ interface Setup {
   tenant: TestTenant;
   scope: TenantScope;
   as: (method: "GET" | "POST", url: string, body?: unknown) => ReturnType<TestApp["request"]>;
+  /** POSTs and expects 201. */
+  created: (url: string, body: unknown) => Promise<{ id: string }>;
   customerId: string;
   subscriptionId: string;
+}
+
+type Created = (url: string, body: unknown) => Promise<{ id: string }>;
+
+/** A COUNT unit `key`, a monthly plan of `item` on it, and a published offering of the plan. */
+async function offeringOn(created: Created, key: string, item: Record<string, unknown>): Promise<string> {
+  await created("/v1/billable_units", { key, name: key, unit_label: key, aggregation: "COUNT" });
+  const plan = await created("/v1/rate_plans", {
+    name: key,
+    currency: "USD",
+    billing_period: { interval: "month", count: 1 },
+    items: [{ ...item, billable_unit: key }],
+    entitlements: [],
+  });
+  const offering = await created("/v1/offerings", {
+    name: key,
+    rate_plan_ids: [plan.id],
+    billing_mode: "POSTPAID",
+    status: "PUBLISHED",
+  });
+  return offering.id;
 }
 
 /** A tenant with one customer on a monthly graduated plan since `startAt`. */
@@ -69,49 +92,29 @@ async function setupIn(t: TestApp, startAt = "2026-08-28T00:00:00Z"): Promise<Se
   const tenant = await t.createTenant();
   const as: Setup["as"] = (method, url, body) =>
     t.request(method, url, { key: tenant.testKey, tenant: tenant.id, body });
-  const created = async (url: string, body: unknown) => {
+  const created: Created = async (url, body) => {
     const response = await as("POST", url, body);
     expect(response.statusCode, response.body).toBe(201);
     return response.json();
   };
-  await created("/v1/billable_units", {
-    key: "api_calls",
-    name: "API calls",
-    unit_label: "calls",
-    aggregation: "COUNT",
-  });
-  const plan = await created("/v1/rate_plans", {
-    name: "Graduated",
-    currency: "USD",
-    billing_period: { interval: "month", count: 1 },
-    items: [
-      {
-        model: "GRADUATED",
-        billable_unit: "api_calls",
-        tiers: [
-          { up_to: "1000", unit_price: "0.01" },
-          { up_to: null, unit_price: "0.005" },
-        ],
-      },
+  const offeringId = await offeringOn(created, "api_calls", {
+    model: "GRADUATED",
+    tiers: [
+      { up_to: "1000", unit_price: "0.01" },
+      { up_to: null, unit_price: "0.005" },
     ],
-    entitlements: [],
-  });
-  const offering = await created("/v1/offerings", {
-    name: "Pay as you go",
-    rate_plan_ids: [plan.id],
-    billing_mode: "POSTPAID",
-    status: "PUBLISHED",
   });
   const customer = await created("/v1/customers", { name: "Ada", email: "ada@example.com", currency: "USD" });
   const subscription = await created("/v1/subscriptions", {
     customer_id: customer.id,
-    offering_id: offering.id,
+    offering_id: offeringId,
     start_at: startAt,
   });
   return {
     tenant,
     scope: { tenantId: tenant.id, mode: "test" },
     as,
+    created,
     customerId: customer.id,
     subscriptionId: subscription.id,
   };
@@ -390,33 +393,11 @@ describe("bill runs with the real invoicing pipeline", () => {
   });
 
   it("closes the units of the plan a period is invoiced with, not of a plan changed to since", async () => {
-    const { as, scope, customerId, subscriptionId } = await setupIn(t, "2026-10-28T00:00:00Z");
-    const created = async (url: string, body: unknown) => {
-      const response = await as("POST", url, body);
-      expect(response.statusCode, response.body).toBe(201);
-      return response.json();
-    };
-    await created("/v1/billable_units", {
-      key: "tokens",
-      name: "Tokens",
-      unit_label: "tokens",
-      aggregation: "COUNT",
-    });
-    const plan = await created("/v1/rate_plans", {
-      name: "Tokens",
-      currency: "USD",
-      billing_period: { interval: "month", count: 1 },
-      items: [{ model: "PER_UNIT", billable_unit: "tokens", unit_price: "0.001" }],
-    });
-    const offering = await created("/v1/offerings", {
-      name: "Tokens",
-      rate_plan_ids: [plan.id],
-      billing_mode: "POSTPAID",
-      status: "PUBLISHED",
-    });
+    const { as, created, scope, customerId, subscriptionId } = await setupIn(t, "2026-10-28T00:00:00Z");
+    const tokens = await offeringOn(created, "tokens", { model: "PER_UNIT", unit_price: "0.001" });
     // Changed after the period [10-28, 11-28) ended and before the run invoices it.
     const changed = await as("POST", `/v1/subscriptions/${subscriptionId}/change_plan`, {
-      offering_id: offering.id,
+      offering_id: tokens,
     });
     expect(changed.statusCode, changed.body).toBe(200);
     expect((await as("POST", "/v1/bill_runs")).json()).toMatchObject({ invoices_created: 1 });
