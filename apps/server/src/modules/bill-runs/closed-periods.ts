@@ -39,7 +39,10 @@ export class ClosedPeriods {
     this.#options = options;
   }
 
-  /** Called after an invoice of `period` is final, for every unit its plan bills. */
+  /**
+   * Closes `period` for every unit its plan bills: before a bill run reads its usage
+   * (closeForInvoicing), after a draft is finalised (billing), and as other processes announce.
+   */
   close(scope: TenantScope, customerId: string, period: Period, unitIds: readonly string[]): void {
     for (const unitId of unitIds) this.#add(keyOf(scope, customerId, unitId), period);
   }
