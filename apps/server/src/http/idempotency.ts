@@ -76,10 +76,7 @@ export function registerIdempotency(app: FastifyInstance, db: Kysely<Database>, 
     // Deleted since the claim failed (swept at expiry, or freed by a 5xx): claim it again, once.
     if (!stored) {
       if (attempt < 2) return claim(request, reply, attempt + 1);
-      throw new AforoError(
-        "idempotency-request-in-progress",
-        `The request with Idempotency-Key '${header}' is still running.`,
-      );
+      throw inProgress(header);
     }
     if (stored.body_hash !== bodyHash) {
       throw new AforoError(
@@ -88,10 +85,7 @@ export function registerIdempotency(app: FastifyInstance, db: Kysely<Database>, 
       );
     }
     if (stored.status_code === null || stored.response_body === null) {
-      throw new AforoError(
-        "idempotency-request-in-progress",
-        `The request with Idempotency-Key '${header}' is still running.`,
-      );
+      throw inProgress(header);
     }
     for (const [name, value] of Object.entries(stored.response_headers ?? {})) reply.header(name, value);
     reply.code(stored.status_code).header("Idempotent-Replayed", "true").send(stored.response_body);
@@ -154,6 +148,13 @@ export function registerIdempotency(app: FastifyInstance, db: Kysely<Database>, 
       })
       .execute();
   };
+}
+
+function inProgress(key: string): AforoError {
+  return new AforoError(
+    "idempotency-request-in-progress",
+    `The request with Idempotency-Key '${key}' is still running.`,
+  );
 }
 
 function expiredBefore(now: Date): Date {
