@@ -215,7 +215,7 @@ describe.skipIf(process.env.AFORO_TEST_DATABASE === "postgres")("aforo CLI", () 
 
     const tenants = json<{ data: Array<{ id: string }> }>(await inData(["tenants", "list", "--json"]));
     expect(tenants.data.map((row) => row.id)).toContain(tenant.id);
-  });
+  }, 90_000); // a CLI process per step, each opening the embedded database: 25-28 s on a slow machine
 
   it("prints readable output without --json, and reports unknown tenants and keys as errors with exit 1", async () => {
     const created = await inData(["tenants", "create", "--name", "Beta Ltd"]);
